@@ -1,0 +1,1 @@
+"""Hydra applications that run the l2o and unrolled libraries from configs/."""

@@ -1,0 +1,1 @@
+"""unrolled: iterative algorithms unrolled into trainable networks."""
