@@ -29,6 +29,7 @@ from experiments.app import (
 )
 from experiments.reporting import markdown_table, plot_loss_curves, write_json, write_loss_csv
 from l2o.evaluation import Summary, evaluate_optimizer, half_decade_grid, tune_learning_rate
+from l2o.learned import LEARNED, load_learned, load_pretrained, pretrained_path
 from l2o.optimizers import HAND_DESIGNED, make_optimizer
 from l2o.tasks import TASKS, Task, make_task
 
@@ -47,10 +48,24 @@ def hand_designed_hparams(cfg: DictConfig, name: str) -> dict[str, Any]:
 
 
 class OptimizerSpec:
-    """How to build one named optimizer of the command line, at a given learning rate."""
+    """How to build one named optimizer of the command line: a hand-designed one at
+    a given learning rate, or a learned one from its shipped weights or
+    ``checkpoint.<name>``."""
 
-    def __init__(self, name: str, cfg: DictConfig):
+    def __init__(self, name: str, cfg: DictConfig, task: Task):
         self.name = name
+        self.learned = None
+        if name in LEARNED:
+            path = (cfg.get("checkpoint") or {}).get(name)
+            with config_errors(f"optimizer {name}"):
+                self.learned = load_learned(path) if path else load_pretrained(name)
+            self.learned = self.learned.to(device=task.device, dtype=task.dtype).eval()
+            self.hparams = {
+                "weights": str(path) if path else f"shipped ({pretrained_path(name).name})",
+                **self.learned.config,
+            }
+            self.learning_rate, self.tunable = None, False
+            return
         self.hparams = hand_designed_hparams(cfg, name)
         with config_errors(f"optimizer {name}"):
             make_optimizer(name, **self.hparams)  # fail now, not after other optimizers ran
@@ -58,6 +73,8 @@ class OptimizerSpec:
         self.tunable = "learning_rate" in self.hparams
 
     def make(self, learning_rate: float | None = None):
+        if self.learned is not None:
+            return self.learned  # stateless between runs: the state lives in init()/update()
         hp = dict(self.hparams)
         if learning_rate is not None:
             hp["learning_rate"] = learning_rate
@@ -65,11 +82,17 @@ class OptimizerSpec:
 
 
 def valid_optimizer_names() -> list[str]:
-    return list(HAND_DESIGNED)
+    return list(HAND_DESIGNED) + list(LEARNED)
 
 
 def check_config(cfg: DictConfig) -> list[str]:
     names = list(cfg.optimizers) if not isinstance(cfg.optimizers, str) else [cfg.optimizers]
+    unknown_ckpt = [k for k in (cfg.get("checkpoint") or {}) if k not in LEARNED]
+    require(
+        not unknown_ckpt,
+        f"checkpoint.{unknown_ckpt[0] if unknown_ckpt else ''}: only learned optimizers take a "
+        f"checkpoint; valid: {', '.join(LEARNED)}",
+    )
     require(len(names) > 0, f"optimizers is empty; valid choices: {', '.join(valid_optimizer_names())}")
     bad = [n for n in names if n not in valid_optimizer_names()]
     require(not bad, f"unknown optimizer(s) {bad}; valid choices: {', '.join(valid_optimizer_names())}")
@@ -89,7 +112,7 @@ def check_config(cfg: DictConfig) -> list[str]:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     names = check_config(cfg)
     task = build_task(cfg)
-    specs = [OptimizerSpec(n, cfg) for n in names]
+    specs = [OptimizerSpec(n, cfg, task) for n in names]
     out = run_dir()
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     seeds = list(range(cfg.seed_offset, cfg.seed_offset + cfg.seeds))

@@ -97,12 +97,26 @@ class MNISTMLPTask(MNISTTask):
         hidden_layers: number of hidden layers, 1 to 10.
         activation: ``sigmoid`` (default), ``relu``, ``elu`` or ``tanh``.
 
-    Weights start from a truncated normal with std ``1/sqrt(fan_in)``, biases at 0.
+        init: ``normal``: every weight and bias from N(0, init_scale^2), the
+            convention of the DMoptimizer, RNNprop and HyperAdam code (scale 0.1);
+            ``fan_in``: weights from a normal truncated at 2 std with std
+            ``1/sqrt(fan_in)``, biases 0.
+        init_scale: the standard deviation of ``init="normal"``.
     """
 
     name = "mnist_mlp"
 
-    def __init__(self, hidden_units: int = 20, hidden_layers: int = 1, activation: str = "sigmoid", **kw):
+    def __init__(
+        self,
+        hidden_units: int = 20,
+        hidden_layers: int = 1,
+        activation: str = "sigmoid",
+        init: str = "normal",
+        init_scale: float = 0.1,
+        **kw,
+    ):
+        if init not in ("normal", "fan_in"):
+            raise ValueError(f"unknown init {init!r}; valid choices: normal, fan_in")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid choices: {', '.join(ACTIVATIONS)}")
         if not 1 <= hidden_layers <= 10:
@@ -112,13 +126,19 @@ class MNISTMLPTask(MNISTTask):
         super().__init__(**kw)
         self.hidden_units, self.hidden_layers, self.activation = int(hidden_units), int(hidden_layers), activation
         self.act = ACTIVATIONS[activation]
+        self.init, self.init_scale = init, float(init_scale)
         self.sizes = [784] + [self.hidden_units] * self.hidden_layers + [10]
 
     def init_params(self, generator: torch.Generator) -> Params:
         params = {}
         for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
-            params[f"fc{i}.weight"] = self._to(_trunc_normal((n_out, n_in), 1 / math.sqrt(n_in), generator))
-            params[f"fc{i}.bias"] = torch.zeros(n_out, device=self.device, dtype=self.dtype)
+            if self.init == "normal":
+                w = self.init_scale * torch.randn(n_out, n_in, generator=generator, dtype=torch.float64)
+                b = self.init_scale * torch.randn(n_out, generator=generator, dtype=torch.float64)
+            else:
+                w = _trunc_normal((n_out, n_in), 1 / math.sqrt(n_in), generator)
+                b = torch.zeros(n_out, dtype=torch.float64)
+            params[f"fc{i}.weight"], params[f"fc{i}.bias"] = self._to(w), self._to(b)
         return params
 
     def logits(self, params: Params, x: Tensor, dropout_mask: Tensor | None = None) -> Tensor:
@@ -134,6 +154,8 @@ class MNISTMLPTask(MNISTTask):
             "hidden_units": self.hidden_units,
             "hidden_layers": self.hidden_layers,
             "activation": self.activation,
+            "init": self.init,
+            "init_scale": self.init_scale,
         }
 
 

@@ -7,19 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from l2o.cells import lstm_cell
 from l2o.tasks.base import Batch, Params, Task
-
-
-def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTM step with gates in ``torch.nn.LSTM``'s order (input, forget, cell, output)::
-
-    [i, f, g, o] = x W_ih^T + h W_hh^T + b
-    c' = sigmoid(f) * c + sigmoid(i) * tanh(g);   h' = sigmoid(o) * tanh(c')
-    """
-    gates = x @ w_ih.T + h @ w_hh.T + b
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class SineLSTMTask(Task):
