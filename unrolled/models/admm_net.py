@@ -1,0 +1,314 @@
+"""Deep ADMM-Net for compressive-sensing MRI (Yang, Sun, Li, Xu, NIPS 2016).
+
+ADMM for ``min_x 1/2 ||A x - y||^2 + sum_l lambda_l g(D_l x)`` with the splitting
+``z_l = D_l x`` unrolled into stages of four layers (Section 2 of the paper):
+
+- reconstruction layer X:  x = F^H [P^T y + sum_l rho_l F H_l^T (z_l - beta_l)]
+                                 / [P^T P + sum_l rho_l |F H_l|^2]
+- convolution layer C:     c_l = D_l x
+- nonlinear transform Z:   z_l = S_PLF(c_l + beta_l; q_l)
+- multiplier update M:     beta_l = beta_l + eta_l (c_l - z_l)
+
+and a last reconstruction layer. ``H_l`` and ``D_l`` are 3x3 filters, each a
+learned combination of the 2-D DCT basis without its DC atom; ``S_PLF`` is a
+piecewise-linear function with 101 control points on [-1, 1]. All convolutions
+are circular (so H^T H is diagonal in the Fourier basis). The layer semantics
+follow the authors' MATLAB code (``layersfunction/``): true convolution
+(MATLAB ``imfilter(..., 'circular', 'conv')``), denominators that vanish set to
+1e-6, slope-1 extrapolation of ``S_PLF`` outside [-1, 1], and the real part of x
+for real images. Zero ``z, beta`` before the first stage make the paper's first
+stage (``X_org``, ``Non_linorg``, ``Multi_org``) the general one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unrolled.models.base import State, UnrolledModel
+
+
+@functools.lru_cache(maxsize=8)
+def dct_basis(size: int = 3) -> Tensor:
+    """The 2-D DCT basis without its DC atom, (size^2 - 1, size, size) float64, as
+    the authors' ``filter_base.m``: rows 2..size^2 of ``kron(dctmtx(size),
+    dctmtx(size))``, each reshaped column-major."""
+    n = np.arange(size)
+    d = np.sqrt(2.0 / size) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
+    d[0] /= np.sqrt(2.0)
+    kron = np.kron(d, d)
+    return torch.from_numpy(np.stack([kron[i].reshape(size, size, order="F") for i in range(1, size * size)]))
+
+
+def _apply_real(fn, t: Tensor) -> Tensor:
+    """Apply a real function to a real tensor, or to both parts of a complex one."""
+    if t.is_complex():
+        return torch.complex(fn(t.real), fn(t.imag))
+    return fn(t)
+
+
+class DCTFilters(nn.Module):
+    """L filters of size s x s, ``h_l = sum_m w_{m,l} B_m`` over the DCT atoms B_m.
+
+    ``weight``: (s^2 - 1, L) coefficients (the authors' ``gamma``), initialised to
+    the identity: filter l is the l-th DCT atom.
+    """
+
+    def __init__(self, num_filters: int = 8, size: int = 3):
+        super().__init__()
+        self.size = size
+        self.weight = nn.Parameter(torch.eye(size * size - 1, num_filters))
+
+    def filters(self) -> Tensor:
+        """(L, s, s)."""
+        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)  # float64 master copy
+        return torch.einsum("ml,mab->lab", self.weight, basis)
+
+    def conv(self, x: Tensor) -> Tensor:
+        """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W)."""
+        h = self.filters()
+        p = h.shape[-1] // 2
+        xp = F.pad(x[:, None], (p, p, p, p), mode="circular")
+        return F.conv2d(xp, h.flip(-1, -2)[:, None])
+
+    def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
+        """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W)."""
+        h = self.filters()
+        p = h.shape[-1] // 2
+        up = F.pad(u * weights[None, :, None, None], (p, p, p, p), mode="circular")
+        return F.conv2d(up, h[None]).squeeze(1)
+
+    def spectrum(self, weights: Tensor, shape: tuple[int, int]) -> Tensor:
+        """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
+        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed)."""
+        h = self.filters()
+        s = h.shape[-1]
+        psf = torch.zeros(h.shape[0], *shape, dtype=h.dtype, device=h.device)
+        psf[:, :s, :s] = h
+        psf = torch.roll(psf, shifts=(-(s // 2), -(s // 2)), dims=(-2, -1))
+        otf = torch.fft.fft2(psf)
+        return (weights[:, None, None] * (otf.real**2 + otf.imag**2)).sum(0)
+
+
+class ReconstructionLayer(nn.Module):
+    """X: solves ``(P^T P + sum_l rho_l H_l^T H_l) x = P^T y + sum_l rho_l H_l^T
+    (z_l - beta_l)`` in the Fourier domain (unitary convention, ``physics.solve_unitary``)."""
+
+    def __init__(self, num_filters: int = 8, size: int = 3, rho: float = 0.2, real_images: bool = True):
+        super().__init__()
+        self.filters = DCTFilters(num_filters, size)
+        self.rho = nn.Parameter(torch.full((num_filters,), rho))
+        self.real_images = real_images
+
+    def forward(self, z: Tensor | None, beta: Tensor | None, y: Tensor, physics) -> Tensor:
+        spectrum = self.filters.spectrum(self.rho, physics.shape)
+        rhs = None
+        if z is not None:
+            rhs = _apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
+        x = physics.solve_unitary(y, rhs, spectrum)
+        return x.real if self.real_images else x
+
+
+class ConvolutionLayer(nn.Module):
+    """C: ``c_l = D_l x`` (circular convolution with L DCT-combination filters)."""
+
+    def __init__(self, num_filters: int = 8, size: int = 3):
+        super().__init__()
+        self.filters = DCTFilters(num_filters, size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _apply_real(self.filters.conv, x)
+
+
+class PiecewiseLinear(nn.Module):
+    """A learnable piecewise-linear function per channel: control points
+    ``p_0 < ... < p_{P-1}`` evenly spaced on [low, high] with values ``q_l`` (L, P);
+    linear interpolation inside, slope 1 outside (the authors' ``nnlinemex``)::
+
+        S(x) = x - p_0 + q_0             x < p_0
+        S(x) = x - p_{P-1} + q_{P-1}     x >= p_{P-1}
+    """
+
+    def __init__(
+        self, num_channels: int = 8, points: int = 101, low: float = -1.0, high: float = 1.0, threshold: float = 0.05
+    ):
+        super().__init__()
+        self.low, self.high, self.points = low, high, points
+        p = torch.linspace(low, high, points, dtype=torch.float64)
+        soft = torch.sign(p) * torch.clamp(p.abs() - threshold, min=0)
+        self.values = nn.Parameter(soft.float().repeat(num_channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, L, H, W) real."""
+        P = self.points
+        delta = (self.high - self.low) / (P - 1)
+        u = (x - self.low) / delta
+        k = torch.floor(u)
+        idx = k.clamp(0, P - 2).long()
+        t = u - idx
+        L = self.values.shape[0]
+        offsets = (torch.arange(L, device=x.device) * P).view(1, L, 1, 1)
+        q = self.values.reshape(-1)
+        q0, q1 = q[idx + offsets], q[idx + 1 + offsets]
+        inside = q0 + (q1 - q0) * t
+        below = x - self.low + self.values[:, :1].view(1, L, 1, 1)
+        above = x - self.high + self.values[:, -1:].view(1, L, 1, 1)
+        return torch.where(k < 0, below, torch.where(k >= P - 1, above, inside))
+
+
+class NonlinearTransformLayer(nn.Module):
+    """Z: ``z_l = S_PLF(c_l + beta_l)`` (real and imaginary parts separately)."""
+
+    def __init__(self, num_filters: int = 8, points: int = 101, threshold: float = 0.05):
+        super().__init__()
+        self.plf = PiecewiseLinear(num_filters, points, threshold=threshold)
+
+    def forward(self, c: Tensor, beta: Tensor) -> Tensor:
+        return _apply_real(self.plf, c + beta)
+
+
+class MultiplierUpdateLayer(nn.Module):
+    """M: ``beta_l = beta_l + eta_l (c_l - z_l)``."""
+
+    def __init__(self, num_filters: int = 8, eta: float = 1.6):
+        super().__init__()
+        self.eta = nn.Parameter(torch.full((num_filters,), eta))
+
+    def forward(self, beta: Tensor, c: Tensor, z: Tensor) -> Tensor:
+        return beta + self.eta.view(1, -1, 1, 1) * (c - z)
+
+
+class ADMMNetStage(nn.Module):
+    """One stage: X, C, Z, M. State: ``(z, beta)``, each (B, L, H, W)."""
+
+    def __init__(self, num_filters=8, size=3, points=101, rho=0.2, eta=1.6, threshold=0.05, real_images=True):
+        super().__init__()
+        self.reconstruction = ReconstructionLayer(num_filters, size, rho, real_images)
+        self.convolution = ConvolutionLayer(num_filters, size)
+        self.nonlinear = NonlinearTransformLayer(num_filters, points, threshold)
+        self.multiplier = MultiplierUpdateLayer(num_filters, eta)
+
+    def forward(self, state: State, y: Tensor, physics) -> State:
+        z, beta = state
+        x = self.reconstruction(z, beta, y, physics)
+        c = self.convolution(x)
+        z = self.nonlinear(c, beta)
+        beta = self.multiplier(beta, c, z)
+        return z, beta
+
+
+class ADMMNet(UnrolledModel):
+    """Deep ADMM-Net: ``stages`` stages of (X, C, Z, M) and a last X layer.
+
+    Untrained, it is ADMM for ``1/2 ||A x - y||^2 + sum_l lambda ||D_l x||_1`` with
+    D_l the DCT atoms, ``rho = 0.2``, ``eta = 1.6`` and the soft threshold 0.05 (the
+    authors' "Init-Net"), up to the piecewise-linear approximation of the soft
+    threshold on the control-point grid.
+
+    Args:
+        stages: number of (X, C, Z, M) stages.
+        num_filters: L (8); filter_size: s (3); points: PLF control points (101).
+        rho, eta, threshold: initial values.
+        real_images: keep the real part of x (the authors' code, real-valued
+            images); False reconstructs complex images (real filters act on the
+            real and imaginary parts, ``S_PLF`` too).
+        shared_weights: one set of stage parameters for all stages.
+
+    Input ``y``: (B, H, W) k-space in ``physics``' convention; output (B, H, W).
+    """
+
+    def __init__(
+        self,
+        stages: int = 15,
+        num_filters: int = 8,
+        filter_size: int = 3,
+        points: int = 101,
+        rho: float = 0.2,
+        eta: float = 1.6,
+        threshold: float = 0.05,
+        real_images: bool = True,
+        shared_weights: bool = False,
+    ):
+        super().__init__()
+        if stages < 1:
+            raise ValueError(f"stages must be >= 1, got {stages}")
+        self.config = dict(
+            stages=stages,
+            num_filters=num_filters,
+            filter_size=filter_size,
+            points=points,
+            rho=rho,
+            eta=eta,
+            threshold=threshold,
+            real_images=real_images,
+            shared_weights=shared_weights,
+        )
+        make = lambda: ADMMNetStage(num_filters, filter_size, points, rho, eta, threshold, real_images)  # noqa: E731
+        if shared_weights:
+            one = make()
+            self.stages = nn.ModuleList([one] * stages)
+        else:
+            self.stages = nn.ModuleList(make() for _ in range(stages))
+        self.final = ReconstructionLayer(num_filters, filter_size, rho, real_images)
+        self.num_filters = num_filters
+
+    def init_state(self, y: Tensor, physics) -> State:
+        B = y.shape[0]
+        real_dtype = torch.float64 if y.dtype == torch.complex128 else torch.float32
+        dtype = real_dtype if self.config["real_images"] else y.dtype
+        zeros = torch.zeros(B, self.num_filters, *physics.shape, dtype=dtype, device=y.device)
+        return zeros, zeros
+
+    def output(self, state: State, y: Tensor, physics) -> Tensor:
+        z, beta = state
+        return self.final(z, beta, y, physics)
+
+
+def load_authors_network(path, dtype=torch.float64) -> ADMMNet:
+    """An ``ADMMNet`` with the weights of an authors' trained network file
+    (``net/network_20/net-stageN.mat`` of the Deep ADMM-Net repository).
+
+    The file is a MatConvNet-style layer list: ``X_org, Convo, Non_linorg,
+    Multi_org``, then ``X_mid, Convo, Non_linmid, Multi_mid`` per stage (the last
+    one ``Multi_final``), a last ``X_mid`` and ``loss``.
+
+    Raises:
+        ValueError: the file's layer list is not of that form.
+    """
+    from unrolled.data.admm_net_data import read_admm_net_layers
+
+    layers = [(k, w) for k, w in read_admm_net_layers(path) if k != "loss"]
+    if (len(layers) - 1) % 4 or layers[-1][0] != "X_mid" or layers[0][0] != "X_org":
+        raise ValueError(f"{path}: unexpected layer sequence {[k for k, _ in layers][:8]}...")
+    n_stages = (len(layers) - 1) // 4
+    gamma0 = layers[0][1][0]
+    L = gamma0.shape[1]
+    size = int(round(math.sqrt(gamma0.shape[0] + 1)))
+    points = layers[2][1][0].shape[0]
+    net = ADMMNet(stages=n_stages, num_filters=L, filter_size=size, points=points).to(dtype)
+    expected = [("X_org", "X_mid"), ("Convo",), ("Non_linorg", "Non_linmid"), ("Multi_org", "Multi_mid", "Multi_final")]
+
+    def t(a):
+        return torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(a.shape), dtype=dtype)
+
+    with torch.no_grad():
+        for s in range(n_stages):
+            (kx, wx), (kc, wc), (kz, wz), (km, wm) = layers[4 * s : 4 * s + 4]
+            for kind, allowed in zip((kx, kc, kz, km), expected):
+                if kind not in allowed:
+                    raise ValueError(f"{path}: stage {s}: layer {kind!r}, expected one of {allowed}")
+            stage = net.stages[s]
+            stage.reconstruction.filters.weight.copy_(t(wx[0]))
+            stage.reconstruction.rho.copy_(t(wx[1]).reshape(-1))
+            stage.convolution.filters.weight.copy_(t(wc[0]))
+            stage.nonlinear.plf.values.copy_(t(wz[0]).T)
+            stage.multiplier.eta.copy_(t(wm[0]).reshape(-1))
+        kx, wx = layers[-1]
+        net.final.filters.weight.copy_(t(wx[0]))
+        net.final.rho.copy_(t(wx[1]).reshape(-1))
+    return net

@@ -1,0 +1,1 @@
+"""Forward models: MRI, denoising."""
