@@ -136,7 +136,7 @@ def step_cost(device, repeats):
         opt = adam(1e-3)
         box = {"s": opt.init(params)}
 
-        def adam_step():
+        def adam_step(opt=opt, box=box, grads=grads, params=params):
             u, box["s"] = opt.update(grads, box["s"], params)
             apply_updates(params, u)
 
@@ -147,7 +147,7 @@ def step_cost(device, repeats):
                 learned = make_learned(name).to(device).eval()
                 st = {"s": learned.init(params)}
 
-                def learned_step():
+                def learned_step(learned=learned, st=st, grads=grads, params=params):
                     u, st["s"] = learned.update(grads, st["s"], params)
                     apply_updates(params, u)
 
@@ -170,7 +170,8 @@ def main() -> None:
     t_comp = median_time(l2o_meta_iteration(task, device, compile=True), args.repeats, device, warmup=2)
     t_ref = median_time(reference_meta_iteration(task, device), args.repeats, device)
     print(
-        "| DMoptimizer meta-iteration (20-step unroll, MNIST MLP 784-20-10, batch 128) | seconds | speed-up vs reference |"
+        "| DMoptimizer meta-iteration (20-step unroll, MNIST MLP 784-20-10, batch 128) | seconds "
+        "| speed-up vs reference |"
     )
     print("|---|---|---|")
     print(f"| l2o, eager | {t_ours:.3f} | {t_ref / t_ours:.2f}x |")

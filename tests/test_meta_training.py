@@ -102,8 +102,8 @@ def test_meta_gradient_matches_finite_differences_and_higher(make):
         assert ad == pytest.approx(fd, rel=1e-6, abs=1e-9), (pi, j)
     # the same computations with higher, first and second order
     for second_order in (False, True):
-        a = meta_grad(lambda: ours(learned, task, seed, T, second_order), learned)
-        b = meta_grad(lambda: with_higher(learned, task, seed, T, second_order), learned)
+        a = meta_grad(lambda so=second_order: ours(learned, task, seed, T, so), learned)
+        b = meta_grad(lambda so=second_order: with_higher(learned, task, seed, T, so), learned)
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
     if isinstance(learned, DMOptimizer):
         # first order drops the gradients' dependence on the meta-parameters: a different number
