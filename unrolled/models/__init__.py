@@ -1,1 +1,71 @@
-"""Unrolled networks."""
+"""Unrolled networks by name, and their weight files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from l2o.checked_call import build
+from l2o.io import load_torch_checked, save_torch_atomic
+from unrolled.models.admm_net import ADMMNet, load_authors_network
+from unrolled.models.base import UnrolledModel
+
+MODELS: dict[str, Any] = {"admm_net": ADMMNet}
+WEIGHTS_FORMAT = "unrolled.model/1"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def make_model(name: str, **config: Any) -> UnrolledModel:
+    """Raises ValueError for an unknown name or argument, listing the valid ones."""
+    return build("model", name, MODELS, config)
+
+
+def model_name(model: UnrolledModel) -> str:
+    for name, cls in MODELS.items():
+        if type(model) is cls:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a registered model")
+
+
+def save_model(path: str | Path, model: UnrolledModel, **extra: Any) -> Path:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return save_torch_atomic(
+        path,
+        {"format": WEIGHTS_FORMAT, "name": model_name(model), "config": model.config, "state_dict": state, **extra},
+    )
+
+
+def load_model(path: str | Path, **overrides: Any) -> tuple[UnrolledModel, dict[str, Any]]:
+    """A model and the file's extra fields, from ``save_model``'s file or a training
+    checkpoint (``weights_only=True``). ``overrides`` replace constructor arguments
+    that do not change the parameters (e.g. ``real_images``).
+
+    Raises:
+        FileNotFoundError, ValueError: missing, truncated or foreign file.
+    """
+    obj = load_torch_checked(path, WEIGHTS_FORMAT, "unrolled-model weights")
+    if obj.get("name") not in MODELS:
+        raise ValueError(f"{path}: unknown model {obj.get('name')!r}; valid: {', '.join(MODELS)}")
+    model = make_model(obj["name"], **{**obj["config"], **overrides})
+    missing, unexpected = model.load_state_dict(obj["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit {obj['name']} (missing {missing}, unexpected {unexpected})")
+    extra = {k: v for k, v in obj.items() if k not in ("format", "name", "config", "state_dict")}
+    return model, extra
+
+
+def shipped_path(name: str, data: str, ratio: float) -> Path:
+    return WEIGHTS_DIR / f"{name}_{data}_r{round(ratio * 100)}.pt"
+
+
+__all__ = [
+    "MODELS",
+    "ADMMNet",
+    "UnrolledModel",
+    "load_authors_network",
+    "make_model",
+    "save_model",
+    "load_model",
+    "shipped_path",
+    "WEIGHTS_FORMAT",
+]

@@ -78,21 +78,23 @@ class DCTFilters(nn.Module):
 
     def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
         """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W)."""
-        h = self.filters()
+        h = self.filters() * weights[:, None, None]
         p = h.shape[-1] // 2
-        up = F.pad(u * weights[None, :, None, None], (p, p, p, p), mode="circular")
-        return F.conv2d(up, h[None]).squeeze(1)
+        return F.conv2d(F.pad(u, (p, p, p, p), mode="circular"), h[None]).squeeze(1)
 
     def spectrum(self, weights: Tensor, shape: tuple[int, int]) -> Tensor:
         """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
-        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed)."""
+        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
+        sum of the filters' autocorrelations: one FFT instead of L."""
         h = self.filters()
         s = h.shape[-1]
-        psf = torch.zeros(h.shape[0], *shape, dtype=h.dtype, device=h.device)
-        psf[:, :s, :s] = h
-        psf = torch.roll(psf, shifts=(-(s // 2), -(s // 2)), dims=(-2, -1))
-        otf = torch.fft.fft2(psf)
-        return (weights[:, None, None] * (otf.real**2 + otf.imag**2)).sum(0)
+        # autocorrelation a_l[d] = sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2
+        auto = F.conv2d(F.pad(h[None], (s - 1,) * 4), h[:, None], groups=h.shape[0])[0]
+        kernel = (weights[:, None, None] * auto).sum(0)  # (2s-1, 2s-1), centred
+        grid = torch.zeros(shape, dtype=h.dtype, device=h.device)
+        grid[: 2 * s - 1, : 2 * s - 1] = kernel
+        grid = torch.roll(grid, shifts=(-(s - 1), -(s - 1)), dims=(-2, -1))
+        return torch.fft.fft2(grid).real
 
 
 class ReconstructionLayer(nn.Module):
@@ -141,24 +143,24 @@ class PiecewiseLinear(nn.Module):
         self.low, self.high, self.points = low, high, points
         p = torch.linspace(low, high, points, dtype=torch.float64)
         soft = torch.sign(p) * torch.clamp(p.abs() - threshold, min=0)
-        self.values = nn.Parameter(soft.float().repeat(num_channels, 1))
+        self.values = nn.Parameter(soft.to(torch.get_default_dtype()).repeat(num_channels, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, L, H, W) real."""
-        P = self.points
-        delta = (self.high - self.low) / (P - 1)
-        u = (x - self.low) / delta
-        k = torch.floor(u)
-        idx = k.clamp(0, P - 2).long()
-        t = u - idx
-        L = self.values.shape[0]
-        offsets = (torch.arange(L, device=x.device) * P).view(1, L, 1, 1)
-        q = self.values.reshape(-1)
-        q0, q1 = q[idx + offsets], q[idx + 1 + offsets]
-        inside = q0 + (q1 - q0) * t
-        below = x - self.low + self.values[:, :1].view(1, L, 1, 1)
-        above = x - self.high + self.values[:, -1:].view(1, L, 1, 1)
-        return torch.where(k < 0, below, torch.where(k >= P - 1, above, inside))
+        """x: (B, L, H, W) real.
+
+        Inside [low, high] this is linear interpolation of the control points,
+        done by ``grid_sample`` (knots at -1 and 1 with ``align_corners=True``,
+        no index tensors); outside, the clamped value plus ``x - clamp(x)``.
+        """
+        B, L, H, W = x.shape
+        xc = x.clamp(self.low, self.high)
+        u = xc if (self.low, self.high) == (-1.0, 1.0) else (xc - self.low) / (self.high - self.low) * 2 - 1
+        coords = u.transpose(0, 1).reshape(L, 1, B * H * W)
+        grid = torch.stack([coords, torch.zeros_like(coords)], dim=-1)
+        y = F.grid_sample(
+            self.values[:, None, None, :], grid, mode="bilinear", padding_mode="border", align_corners=True
+        )
+        return y.reshape(L, B, H, W).transpose(0, 1) + (x - xc)
 
 
 class NonlinearTransformLayer(nn.Module):
@@ -180,7 +182,7 @@ class MultiplierUpdateLayer(nn.Module):
         self.eta = nn.Parameter(torch.full((num_filters,), eta))
 
     def forward(self, beta: Tensor, c: Tensor, z: Tensor) -> Tensor:
-        return beta + self.eta.view(1, -1, 1, 1) * (c - z)
+        return torch.addcmul(beta, self.eta.view(1, -1, 1, 1), c - z)
 
 
 class ADMMNetStage(nn.Module):

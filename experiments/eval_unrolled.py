@@ -1,0 +1,230 @@
+"""Evaluate reconstructions on a test set at several sampling ratios.
+
+    python -m experiments.eval_unrolled model=admm_net data=chest data.root=PATH ratios=[0.2,0.3] hydra.run.dir=DIR
+    python -m experiments.eval_unrolled model=admm_net                      # embedded MNI data
+    python -m experiments.eval_unrolled model=admm_net checkpoint=PATH      # other weights
+
+Methods: ``zero_filling``; ``tv`` (isotropic or anisotropic TV, lambda picked on
+training images by PSNR, never on test images); ``init`` (the untrained network:
+for ADMM-Net, ADMM with the l1 penalty, the authors' "Init-Net"); ``trained``
+(``checkpoint``, or the shipped network of this model and data for each ratio,
+or the nearest ratio's, which ``metrics.json`` then says).
+
+Writes ``metrics.json`` (``results[method][ratio]`` with ``psnr``, ``nrmse``,
+``ssim``, ``nmse``, ``seconds_per_image``), ``results.md`` (the layout of the
+paper's table: methods in rows, ratios in columns) and ``examples.png`` (a grid of
+reconstructions with error maps).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from experiments.app import config_errors, hydra_app, require, run_dir
+from experiments.reporting import markdown_table, write_json
+from experiments.unrolled_setup import build_model, build_physics, check_image_shape, load_data
+from unrolled.baselines.tv import tv_reconstruction, zero_filling
+from unrolled.metrics import PEAKS, reconstruction_metrics
+from unrolled.models import WEIGHTS_DIR, load_model, shipped_path
+
+METHODS = ("zero_filling", "tv", "init", "trained")
+LABELS = {"zero_filling": "Zero-filling", "tv": "TV", "init": "Init-Net", "trained": "trained"}
+
+
+def _complex(x: torch.Tensor) -> torch.Tensor:
+    if x.is_complex():
+        return x
+    return x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+
+
+def run_method(fn, y: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float]:
+    """Outputs in chunks, and seconds per image."""
+    outs = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(y), chunk):
+            outs.append(fn(y[i : i + chunk]))
+    return torch.cat(outs), (time.perf_counter() - start) / len(y)
+
+
+def summarize(out: torch.Tensor, x: torch.Tensor, peak: str, seconds: float) -> dict[str, float]:
+    m = reconstruction_metrics(out, x, peak)
+    res = {k: float(v.mean()) for k, v in m.items()}
+    res.update({f"{k}_std": float(v.std()) for k, v in m.items() if len(v) > 1})
+    res["seconds_per_image"] = seconds
+    return res
+
+
+def tune_tv(cfg: DictConfig, physics, x_train: torch.Tensor, real: bool) -> dict[str, Any]:
+    x = x_train[: cfg.tv.tune_images]
+    y = physics.simulate(_complex(x), torch.Generator().manual_seed(123))
+    scores = []
+    for lam in cfg.tv.lambdas:
+        out = tv_reconstruction(y, physics, lam, cfg.tv.isotropic, cfg.tv.iterations, real_images=real)
+        scores.append(float(reconstruction_metrics(out, x, cfg.peak)["psnr"].mean()))
+    best = int(np.argmax(scores))
+    return {
+        "lambda": float(cfg.tv.lambdas[best]),
+        "grid": list(cfg.tv.lambdas),
+        "train_psnr": scores,
+        "tune_images": len(x),
+        "at_grid_edge": best in (0, len(scores) - 1),
+    }
+
+
+def trained_weights(cfg: DictConfig, ratio: float) -> tuple[Path, str]:
+    ck = cfg.checkpoint
+    if ck is not None and not isinstance(ck, (str, Path)):
+        ck = OmegaConf.to_container(ck)
+        key = next((k for k in ck if math.isclose(float(k), ratio)), None)
+        require(key is not None, f"checkpoint has no entry for ratio {ratio}; it has {list(ck)}")
+        return Path(ck[key]), "checkpoint"
+    if ck is not None:
+        return Path(ck), "checkpoint"
+    path = shipped_path(cfg.model.name, cfg.data.name, ratio)
+    if path.exists():
+        return path, "shipped"
+    shipped = sorted(WEIGHTS_DIR.glob(f"{cfg.model.name}_{cfg.data.name}_r*.pt"))
+    require(
+        bool(shipped),
+        f"no shipped {cfg.model.name} weights for data={cfg.data.name} (have: "
+        f"{', '.join(p.name for p in WEIGHTS_DIR.glob('*.pt')) or 'none'}); pass checkpoint=PATH",
+    )
+    nearest = min(shipped, key=lambda p: abs(int(p.stem.rsplit("_r", 1)[1]) / 100 - ratio))
+    return nearest, f"shipped, trained at ratio {int(nearest.stem.rsplit('_r', 1)[1]) / 100}"
+
+
+def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(panels)
+    n = x.shape[0]
+    fig, axes = plt.subplots(2 * n, len(names) + 1, figsize=(2.2 * (len(names) + 1), 2.2 * 2 * n), dpi=110)
+    axes = np.atleast_2d(axes)
+    for i in range(n):
+        ref = x[i].abs().cpu()
+        axes[2 * i, 0].imshow(ref, cmap="gray", vmin=0, vmax=1)
+        axes[2 * i, 0].set_title("ground truth", fontsize=8)
+        axes[2 * i + 1, 0].axis("off")
+        for j, name in enumerate(names):
+            img = panels[name][i].abs().cpu()
+            p = float(reconstruction_metrics(panels[name][i : i + 1], x[i : i + 1])["psnr"][0])
+            axes[2 * i, j + 1].imshow(img, cmap="gray", vmin=0, vmax=1)
+            axes[2 * i, j + 1].set_title(f"{name}\n{p:.2f} dB", fontsize=8)
+            axes[2 * i + 1, j + 1].imshow((img - ref).abs(), cmap="inferno", vmin=0, vmax=0.15)
+            axes[2 * i + 1, j + 1].set_title("|error| (0-0.15)", fontsize=7)
+        for ax in axes[2 * i : 2 * i + 2].ravel():
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    methods = list(cfg.methods)
+    bad = [m for m in methods if m not in METHODS]
+    require(not bad, f"unknown method(s) {bad}; valid choices: {', '.join(METHODS)}")
+    require(cfg.peak in PEAKS, f"unknown peak {cfg.peak!r}; valid choices: {', '.join(PEAKS)}")
+    ratios = [float(r) for r in cfg.ratios]
+    require(len(ratios) > 0 and all(0 < r <= 1 for r in ratios), f"ratios must be in (0, 1], got {ratios}")
+    data = load_data(cfg, need=("train", "test") if "tv" in methods else ("test",))
+    x = data.test
+    out_dir = run_dir()
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    results: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    notes: dict[str, Any] = {}
+    examples = {}
+    bar = tqdm(total=len(ratios) * len(methods), desc=f"evaluate on {data.name}", disable=not cfg.progress)
+    for ratio in ratios:
+        physics = build_physics(cfg, ratio, shape=tuple(x.shape[-2:]))
+        check_image_shape(x, physics)
+        y = physics.simulate(_complex(x), torch.Generator().manual_seed(0))
+        key = f"{ratio:g}"
+        for method in methods:
+            bar.set_postfix_str(f"{method} @ {key}")
+            if method == "zero_filling":
+                out, sec = run_method(lambda yy, p=physics: zero_filling(yy, p, data.real_images), y)
+            elif method == "tv":
+                tuned = tune_tv(cfg, physics, data.train, data.real_images)
+                notes.setdefault("tv", {})[key] = tuned
+                out, sec = run_method(
+                    lambda yy, p=physics, lam=tuned["lambda"]: tv_reconstruction(
+                        yy, p, lam, cfg.tv.isotropic, cfg.tv.iterations, real_images=data.real_images
+                    ),
+                    y,
+                )
+            elif method == "init":
+                model = build_model(cfg).eval()
+                out, sec = run_method(lambda yy, m=model, p=physics: m(yy, p), y)
+            else:
+                path, origin = trained_weights(cfg, ratio)
+                with config_errors("checkpoint"):
+                    model, extra = load_model(path, real_images=data.real_images)
+                model = model.to(device=y.device, dtype=x.real.dtype).eval()
+                notes.setdefault("trained", {})[key] = {
+                    "weights": str(path),
+                    "origin": origin,
+                    **{k: v for k, v in extra.items() if k != "history"},
+                }
+                out, sec = run_method(lambda yy, m=model, p=physics: m(yy, p), y)
+            results[method][key] = summarize(out, x, cfg.peak, sec)
+            if ratio == ratios[0]:
+                examples[LABELS[method]] = out[: cfg.examples]
+            bar.update(1)
+    bar.close()
+    metrics = {
+        "model": cfg.model.name,
+        "data": data.name,
+        "test_images": len(x),
+        "ratios": ratios,
+        "peak": cfg.peak,
+        "results": results,
+        "notes": notes,
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    headers = (
+        ["method"] + [f"{float(r) * 100:g}% PSNR (dB)" for r in ratios] + [f"{float(r) * 100:g}% NRMSE" for r in ratios]
+    )
+    rows = [
+        [LABELS[m]] + [results[m][f"{r:g}"]["psnr"] for r in ratios] + [results[m][f"{r:g}"]["nrmse"] for r in ratios]
+        for m in methods
+    ]
+    table = markdown_table(headers, rows)
+    ssim_rows = [
+        [LABELS[m]]
+        + [results[m][f"{r:g}"]["ssim"] for r in ratios]
+        + [results[m][f"{r:g}"]["seconds_per_image"] for r in ratios]
+        for m in methods
+    ]
+    table2 = markdown_table(
+        ["method"] + [f"{float(r) * 100:g}% SSIM" for r in ratios] + [f"{float(r) * 100:g}% s/image" for r in ratios],
+        ssim_rows,
+    )
+    title = f"{cfg.model.name} on {data.name} test images ({len(x)}), PSNR peak {cfg.peak}"
+    (out_dir / "results.md").write_text(f"# {title}\n\n{table}\n{table2}")
+    save_examples(out_dir / "examples.png", examples, x[: cfg.examples], f"{title}, sampling ratio {ratios[0]:g}")
+    print("\n" + table + "\n" + table2)
+    print(f"Run directory: {out_dir}\n  metrics: {out_dir / 'metrics.json'}   examples: {out_dir / 'examples.png'}")
+    return metrics
+
+
+@hydra_app("eval_unrolled")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

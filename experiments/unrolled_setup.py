@@ -1,0 +1,147 @@
+"""Building data, physics and models of the unrolled apps from their configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from experiments.app import ConfigError, config_errors, require, torch_device, torch_dtype
+from unrolled.models import MODELS, make_model
+from unrolled.models.base import UnrolledModel
+from unrolled.physics.masks import MASKS, load_admm_net_mask
+from unrolled.physics.mri import MRI
+
+DATASETS = ("chest", "mni", "fastmri", "nifti")
+
+
+@dataclass
+class Splits:
+    train: Tensor
+    val: Tensor | None
+    test: Tensor
+    name: str
+    real_images: bool
+
+
+def _cast(x: Tensor, real_images: bool, dtype: torch.dtype) -> Tensor:
+    if real_images:
+        return (x.abs() if x.is_complex() else x).to(dtype)
+    return x.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+
+
+def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test")) -> Splits:
+    d = cfg.data
+    require(d.name in DATASETS, f"unknown data {d.name!r}; valid choices: {', '.join(DATASETS)}")
+    dtype = torch_dtype(cfg.dtype)
+    real = bool(d.real_images)
+    with config_errors(f"data {d.name}"):
+        if d.name == "chest":
+            from unrolled.data.admm_net_data import load_chest
+
+            train = load_chest(d.root, "train") if "train" in need else None
+            test = load_chest(d.root, "test") if "test" in need else None
+            val = None
+        elif d.name == "mni":
+            from unrolled.data.mni import MNISlices
+
+            kw = dict(
+                complex_images=d.complex_images,
+                seed=d.seed,
+                texture=d.texture,
+                texture_sigma=d.texture_sigma,
+                noise_std=d.noise_std,
+            )
+            train = MNISlices("train", d.train_samples, **kw).all() if "train" in need else None
+            val = MNISlices("val", d.val_samples, **kw).all() if "val" in need else None
+            test = MNISlices("test", d.test_samples, **kw).all() if "test" in need else None
+        elif d.name == "fastmri":
+            from unrolled.data.fastmri import fastmri_files, load_fastmri_volume
+
+            files = fastmri_files(d.root)
+            require(
+                len(files) > d.test_files,
+                f"data.root has {len(files)} files; need more than data.test_files={d.test_files}",
+            )
+
+            def images(paths):
+                out = []
+                for p in paths:
+                    img = load_fastmri_volume(p).images()
+                    if d.slices == "middle":
+                        s = img.shape[0] // 2
+                        img = img[max(0, s - 4) : s + 4]
+                    out.append(img / img.abs().amax(dim=(-2, -1), keepdim=True).clamp(min=1e-12))
+                return torch.cat(out)
+
+            train, test, val = images(files[: -d.test_files]), images(files[-d.test_files :]), None
+        else:
+            from unrolled.data.nifti import load_nifti_slices
+
+            root = Path(d.root)
+            files = sorted(list(root.glob("*.nii")) + list(root.glob("*.nii.gz"))) if root.is_dir() else []
+            if not files:
+                raise FileNotFoundError(f"no *.nii or *.nii.gz files in {root}")
+            require(len(files) > d.test_files, f"data.root has {len(files)} volumes; need more than {d.test_files}")
+            train = torch.cat([load_nifti_slices(p, slices=d.slices) for p in files[: -d.test_files]])
+            test = torch.cat([load_nifti_slices(p, slices=d.slices) for p in files[-d.test_files :]])
+            val = None
+
+    def cast(x):
+        return None if x is None else _cast(x, real, dtype)
+
+    return Splits(cast(train), cast(val), cast(test), d.name, real)
+
+
+def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int, int] | None = None) -> MRI:
+    p = cfg.physics
+    require(p.name == "mri", f"unknown physics {p.name!r} for this app; valid choices: mri")
+    ratio = float(p.ratio if ratio is None else ratio)
+    require(0 < ratio <= 1, f"physics.ratio must be in (0, 1], got {ratio}")
+    shape = shape or (p.size, p.size)
+    kind = p.mask
+    if kind == "auto":
+        kind = "admm_net_file" if cfg.data.name == "chest" else "pseudo_radial"
+    valid = ["auto", "admm_net_file", *MASKS]
+    require(kind in valid, f"unknown mask {kind!r}; valid choices: {', '.join(valid)}")
+    with config_errors("physics"):
+        if kind == "admm_net_file":
+            mask = load_admm_net_mask(cfg.data.root, ratio)
+        else:
+            rule = (
+                MASKS[kind](ratio)
+                if kind in ("pseudo_radial",)
+                else (
+                    MASKS[kind](ratio, center_fraction=p.center_fraction) if "cartesian" in kind else MASKS[kind](ratio)
+                )
+            )
+            mask = rule(shape, torch.Generator().manual_seed(p.mask_seed))
+        if tuple(mask.shape) != tuple(shape):
+            raise ValueError(f"mask of shape {tuple(mask.shape)} does not match the images' shape {tuple(shape)}")
+        dtype = torch_dtype(cfg.dtype)
+        return MRI(mask.to(dtype), fft_norm=p.fft_norm, noise_std=p.noise_std).to(torch_device(cfg.device))
+
+
+def model_kwargs(cfg: DictConfig) -> dict:
+    kw = OmegaConf.to_container(cfg.model, resolve=True)
+    kw.pop("name")
+    return kw
+
+
+def build_model(cfg: DictConfig) -> UnrolledModel:
+    name = cfg.model.name
+    require(name in MODELS, f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+    with config_errors(f"model {name}"):
+        model = make_model(name, **model_kwargs(cfg))
+    return model.to(device=torch_device(cfg.device), dtype=torch_dtype(cfg.dtype))
+
+
+def check_image_shape(x: Tensor, physics: MRI) -> None:
+    if tuple(x.shape[-2:]) != physics.shape:
+        raise ConfigError(
+            f"images of shape {tuple(x.shape[-2:])} do not match physics.size {physics.shape}; "
+            f"set physics.size={x.shape[-1]}"
+        )

@@ -1,0 +1,172 @@
+"""Deep ADMM-Net: the DCT filter basis, the untrained network as plain ADMM, parity
+with the authors' trained networks, gradients."""
+
+import numpy as np
+import pytest
+import torch
+
+from unrolled.data.admm_net_data import load_brain, read_admm_net_layers
+from unrolled.metrics import nrmse, psnr
+from unrolled.models.admm_net import ADMMNet, PiecewiseLinear, dct_basis, load_authors_network
+from unrolled.physics.masks import PseudoRadialMask, load_admm_net_mask
+from unrolled.physics.mri import MRI
+
+D = torch.float64
+
+
+def test_dct_basis_is_orthonormal_without_dc():
+    B = dct_basis(3).reshape(8, 9).numpy()
+    np.testing.assert_allclose(B @ B.T, np.eye(8), atol=1e-12)
+    np.testing.assert_allclose(B.sum(1), 0, atol=1e-12)  # every atom has zero mean (no DC)
+    # MATLAB's dctmtx(3) row 1 is cos(pi (2j+1) / 6) * sqrt(2/3); atom 1 = kron row 2, column-major
+    d1 = np.sqrt(2 / 3) * np.cos(np.pi * (2 * np.arange(3) + 1) / 6)
+    d0 = np.full(3, np.sqrt(1 / 3))
+    # kron(D, D) row 1 has entries D[0, j] D[1, l] at column-major position (l, j)
+    np.testing.assert_allclose(dct_basis(3)[0].numpy(), np.outer(d1, d0), atol=1e-12)
+
+
+def plf_reference(x, q, low=-1.0, high=1.0):
+    """Piecewise-linear with slope-1 extrapolation, written with np.interp."""
+    p = np.linspace(low, high, len(q))
+    y = np.interp(x, p, q)
+    y = np.where(x < low, x - low + q[0], y)
+    return np.where(x > high, x - high + q[-1], y)
+
+
+def plain_admm(x_true_k, mask_fft, atoms, rho, eta, shrink, iters):
+    """ADMM for 1/2 ||M F x - y||^2 + sum_l ||d_l * x||_1 (unitary F), real x,
+    circular convolutions by FFT: written independently of the model."""
+    H, W = mask_fft.shape
+    y = mask_fft * x_true_k
+    otfs = []
+    for d in atoms:
+        psf = np.zeros((H, W))
+        psf[:3, :3] = d
+        otfs.append(np.fft.fft2(np.roll(psf, (-1, -1), (0, 1))))
+    denom = mask_fft + sum(rho * np.abs(o) ** 2 for o in otfs)
+    denom[denom == 0] = 1e-6
+    z = [np.zeros((H, W)) for _ in atoms]
+    b = [np.zeros((H, W)) for _ in atoms]
+
+    def x_step():
+        rhs = sum(rho * np.fft.ifft2(np.fft.fft2(zl - bl) * np.conj(o)).real for zl, bl, o in zip(z, b, otfs))
+        return np.fft.ifft2((y + np.fft.fft2(rhs, norm="ortho")) / denom, norm="ortho").real
+
+    for _ in range(iters):
+        x = x_step()
+        for l, o in enumerate(otfs):
+            c = np.fft.ifft2(np.fft.fft2(x) * o).real
+            z_new = shrink(c + b[l])
+            b[l] = b[l] + eta * (c - z_new)
+            z[l] = z_new
+    return x_step()
+
+
+@pytest.mark.parametrize("threshold", [0.05, 0.04])
+def test_init_net_is_plain_admm(threshold):
+    """Untrained ADMM-Net = ADMM with rho = 0.2, eta = 1.6 and the soft threshold
+    (interpolated on the 101-point grid; exactly soft thresholding when the threshold
+    is a grid point, as 0.04 is)."""
+    g = torch.Generator().manual_seed(0)
+    H = W = 32
+    x = torch.rand(2, H, W, generator=g, dtype=D)
+    mask = PseudoRadialMask(0.3)((H, W)).double()
+    phys = MRI(mask, fft_norm="ortho")
+    y = phys.A(x.to(torch.complex128))
+    stages = 6
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # initial values exactly 0.2, 1.6 and the soft threshold
+    try:
+        net = ADMMNet(stages=stages, threshold=threshold)
+    finally:
+        torch.set_default_dtype(default)
+    with torch.no_grad():
+        out = net(y, phys).numpy()
+    atoms = dct_basis(3).numpy()
+    grid = np.linspace(-1, 1, 101)
+    soft_on_grid = np.sign(grid) * np.maximum(np.abs(grid) - threshold, 0)
+
+    def interp_shrink(v):
+        return plf_reference(v, soft_on_grid)
+
+    def exact_shrink(v):
+        return np.sign(v) * np.maximum(np.abs(v) - threshold, 0)
+
+    for i in range(2):
+        xk = np.fft.fft2(x[i].numpy(), norm="ortho")
+        ref = plain_admm(xk, phys.mask.numpy(), atoms, 0.2, 1.6, interp_shrink, stages)
+        np.testing.assert_allclose(out[i], ref, rtol=0, atol=1e-10)
+        if threshold == 0.04:
+            exact = plain_admm(xk, phys.mask.numpy(), atoms, 0.2, 1.6, exact_shrink, stages)
+            np.testing.assert_allclose(out[i], exact, rtol=0, atol=1e-10)
+
+
+def test_piecewise_linear_matches_interpolation_and_extrapolates_with_slope_one():
+    plf = PiecewiseLinear(3).double()
+    with torch.no_grad():
+        plf.values.copy_(torch.randn(3, 101, generator=torch.Generator().manual_seed(1), dtype=D))
+    x = torch.linspace(-2.5, 2.5, 1001, dtype=D).repeat(1, 3, 1, 1)
+    out = plf(x)
+    for c in range(3):
+        ref = plf_reference(x[0, c, 0].numpy(), plf.values[c].detach().numpy())
+        np.testing.assert_allclose(out[0, c, 0].detach().numpy(), ref, atol=1e-12)
+
+
+def test_gradcheck_one_stage():
+    g = torch.Generator().manual_seed(2)
+    net = ADMMNet(stages=1).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=g, dtype=D))
+    phys = MRI(PseudoRadialMask(0.4)((12, 12)).double(), fft_norm="ortho")
+    y = phys.A(torch.rand(1, 12, 12, generator=g, dtype=D).to(torch.complex128))
+    names = [
+        "stages.0.reconstruction.rho",
+        "stages.0.multiplier.eta",
+        "stages.0.convolution.filters.weight",
+        "stages.0.nonlinear.plf.values",
+    ]
+    base = dict(net.named_parameters())
+
+    def f(*tensors):
+        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
+
+    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_shared_weights_and_bad_arguments():
+    shared, separate = ADMMNet(stages=5, shared_weights=True), ADMMNet(stages=5)
+    n_shared = sum(p.numel() for p in shared.parameters())
+    n_separate = sum(p.numel() for p in separate.parameters())
+    per_stage = sum(p.numel() for p in separate.stages[0].parameters())
+    assert n_separate - n_shared == 4 * per_stage
+    with pytest.raises(ValueError, match="stages must be >= 1"):
+        ADMMNet(stages=0)
+
+
+AUTHORS = {  # the authors' README: NRMSE ("re_LOss") and PSNR for the two brain images
+    7: ((0.0578, 35.60), (0.0957, 30.40)),
+    14: ((0.0562, 35.83), (0.0929, 30.65)),
+    15: ((0.0561, 35.85), (0.0927, 30.67)),
+}
+
+
+@pytest.mark.parametrize("stage", [7, 14, 15])
+def test_parity_with_the_authors_trained_networks(admm_net_root, stage):
+    x = load_brain(admm_net_root)
+    phys = MRI(load_admm_net_mask(admm_net_root, 0.2).double(), fft_norm="backward")
+    y = phys.A(x.to(torch.complex128))
+    net = load_authors_network(admm_net_root / "net" / "network_20" / f"net-stage{stage}.mat")
+    with torch.no_grad():
+        out = net(y, phys)
+    for i, (e, p) in enumerate(AUTHORS[stage]):
+        assert abs(psnr(out[i], x[i]).item() - p) <= 0.05, (stage, i, psnr(out[i], x[i]).item())
+        assert abs(nrmse(out[i], x[i]).item() - e) <= 0.00051, (stage, i, nrmse(out[i], x[i]).item())
+
+
+def test_authors_file_errors(admm_net_root, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_admm_net_layers(tmp_path / "net.mat")
+    with pytest.raises(ValueError, match="not a Deep ADMM-Net network file"):
+        load_authors_network(admm_net_root / "mask" / "mask_20.mat")
