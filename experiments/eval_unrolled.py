@@ -30,19 +30,14 @@ from tqdm import tqdm
 
 from experiments.app import config_errors, hydra_app, require, run_dir
 from experiments.reporting import markdown_table, write_json
-from experiments.unrolled_setup import build_model, build_physics, check_image_shape, load_data
+from experiments.unrolled_setup import build_model, build_physics, check_image_shape, check_physics, load_data
 from unrolled.baselines.tv import tv_reconstruction, zero_filling
 from unrolled.metrics import PEAKS, reconstruction_metrics
 from unrolled.models import WEIGHTS_DIR, load_model, shipped_path
+from unrolled.physics.mri import as_complex
 
 METHODS = ("zero_filling", "tv", "init", "trained")
 LABELS = {"zero_filling": "Zero-filling", "tv": "TV", "init": "Init-Net", "trained": "trained"}
-
-
-def _complex(x: torch.Tensor) -> torch.Tensor:
-    if x.is_complex():
-        return x
-    return x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
 
 
 def run_method(fn, y: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float]:
@@ -65,7 +60,7 @@ def summarize(out: torch.Tensor, x: torch.Tensor, peak: str, seconds: float) -> 
 
 def tune_tv(cfg: DictConfig, physics, x_train: torch.Tensor, real: bool) -> dict[str, Any]:
     x = x_train[: cfg.tv.tune_images]
-    y = physics.simulate(_complex(x), torch.Generator().manual_seed(123))
+    y = physics.simulate(as_complex(x), torch.Generator().manual_seed(123))
     scores = []
     for lam in cfg.tv.lambdas:
         out = tv_reconstruction(y, physics, lam, cfg.tv.isotropic, cfg.tv.iterations, real_images=real)
@@ -140,6 +135,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     require(cfg.peak in PEAKS, f"unknown peak {cfg.peak!r}; valid choices: {', '.join(PEAKS)}")
     ratios = [float(r) for r in cfg.ratios]
     require(len(ratios) > 0 and all(0 < r <= 1 for r in ratios), f"ratios must be in (0, 1], got {ratios}")
+    for r in ratios:
+        check_physics(cfg, r)
+    if "init" in methods or "trained" in methods:
+        build_model(cfg)  # a bad model setting fails before any data is loaded
     data = load_data(cfg, need=("train", "test") if "tv" in methods else ("test",))
     x = data.test
     out_dir = run_dir()
@@ -151,7 +150,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for ratio in ratios:
         physics = build_physics(cfg, ratio, shape=tuple(x.shape[-2:]))
         check_image_shape(x, physics)
-        y = physics.simulate(_complex(x), torch.Generator().manual_seed(0))
+        y = physics.simulate(as_complex(x), torch.Generator().manual_seed(0))
         key = f"{ratio:g}"
         for method in methods:
             bar.set_postfix_str(f"{method} @ {key}")

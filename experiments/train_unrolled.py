@@ -25,11 +25,12 @@ from tqdm import tqdm
 
 from experiments.app import ConfigError, config_errors, hydra_app, positive_int, run_dir
 from experiments.reporting import write_json
-from experiments.unrolled_setup import build_model, build_physics, check_image_shape, load_data
+from experiments.unrolled_setup import build_model, build_physics, check_image_shape, check_physics, load_data
 from l2o.io import load_torch_checked, save_torch_atomic
 from unrolled.baselines.tv import zero_filling
 from unrolled.metrics import psnr
 from unrolled.models import save_model
+from unrolled.physics.mri import as_complex
 from unrolled.training import TrainConfig, UnrolledTrainer
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,13 @@ def panel(images: list[torch.Tensor]) -> torch.Tensor:
 def train(cfg: DictConfig) -> dict[str, Any]:
     positive_int(cfg, "checkpoint_every")
     positive_int(cfg, "images_every")
+    with config_errors("train"):
+        tcfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
+    check_physics(cfg)
+    model = build_model(cfg)
     data = load_data(cfg, need=("train", "val"))
     physics = build_physics(cfg, shape=tuple(data.train.shape[-2:]))
     check_image_shape(data.train, physics)
-    model = build_model(cfg)
-    with config_errors("train"):
-        tcfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     out = run_dir()
     last_path, model_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "model.pt"
     from torch.utils.tensorboard import SummaryWriter
@@ -68,16 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             writer.add_scalar("val/nrmse", record["val_nrmse"], step)
         if step % cfg.images_every == 0 or trainer.done():
             with torch.no_grad():
-                y = physics.simulate(
-                    x_show.to(
-                        torch.complex128
-                        if x_show.dtype == torch.float64
-                        else torch.complex64
-                        if not x_show.is_complex()
-                        else x_show.dtype
-                    ),
-                    torch.Generator().manual_seed(0),
-                )
+                y = physics.simulate(as_complex(x_show), torch.Generator().manual_seed(0))
                 rec = model(y, physics)
                 zf = zero_filling(y, physics, data.real_images)
             writer.add_image("reconstruction | ground truth | zero-filling", panel([rec[0], x_show[0], zf[0]]), step)

@@ -28,6 +28,7 @@ class Splits:
 
 
 def _cast(x: Tensor, real_images: bool, dtype: torch.dtype) -> Tensor:
+    """Real images as ``dtype`` (magnitudes if given complex), complex ones at the matching precision."""
     if real_images:
         return (x.abs() if x.is_complex() else x).to(dtype)
     return x.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
@@ -96,28 +97,32 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
     return Splits(cast(train), cast(val), cast(test), d.name, real)
 
 
-def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int, int] | None = None) -> MRI:
+def check_physics(cfg: DictConfig, ratio: float | None = None) -> tuple[str, float]:
+    """The mask rule and the ratio, checked (cheap: before any data is loaded)."""
     p = cfg.physics
     require(p.name == "mri", f"unknown physics {p.name!r} for this app; valid choices: mri")
     ratio = float(p.ratio if ratio is None else ratio)
     require(0 < ratio <= 1, f"physics.ratio must be in (0, 1], got {ratio}")
-    shape = shape or (p.size, p.size)
     kind = p.mask
     if kind == "auto":
         kind = "admm_net_file" if cfg.data.name == "chest" else "pseudo_radial"
     valid = ["auto", "admm_net_file", *MASKS]
     require(kind in valid, f"unknown mask {kind!r}; valid choices: {', '.join(valid)}")
+    return kind, ratio
+
+
+def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int, int] | None = None) -> MRI:
+    p = cfg.physics
+    kind, ratio = check_physics(cfg, ratio)
+    shape = shape or (p.size, p.size)
     with config_errors("physics"):
         if kind == "admm_net_file":
             mask = load_admm_net_mask(cfg.data.root, ratio)
         else:
-            rule = (
-                MASKS[kind](ratio)
-                if kind in ("pseudo_radial",)
-                else (
-                    MASKS[kind](ratio, center_fraction=p.center_fraction) if "cartesian" in kind else MASKS[kind](ratio)
-                )
-            )
+            if "cartesian" in kind:
+                rule = MASKS[kind](ratio, center_fraction=p.center_fraction)
+            else:
+                rule = MASKS[kind](ratio)
             mask = rule(shape, torch.Generator().manual_seed(p.mask_seed))
         if tuple(mask.shape) != tuple(shape):
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not match the images' shape {tuple(shape)}")

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from unrolled.metrics import nrmse
 from unrolled.models.base import UnrolledModel
+from unrolled.physics.mri import as_complex
 
 MODES = ("end_to_end", "checkpoint", "greedy")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -127,8 +128,7 @@ class UnrolledTrainer:
     # -- pieces ----------------------------------------------------------------------
     def _measure(self, x: Tensor, stream: int) -> Tensor:
         g = torch.Generator().manual_seed(1_000_003 * self.cfg.seed + stream)
-        cplx = torch.complex128 if x.dtype in (torch.float64, torch.complex128) else torch.complex64
-        return self.physics.simulate(x.to(cplx), g)
+        return self.physics.simulate(as_complex(x), g)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         if self.cfg.mode != "greedy":

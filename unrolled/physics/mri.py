@@ -20,6 +20,13 @@ from torch import Tensor
 FFT_NORMS = ("ortho", "backward")
 
 
+def as_complex(x: Tensor) -> Tensor:
+    """``x`` as a complex tensor of matching precision (complex128 for float64)."""
+    if x.is_complex():
+        return x
+    return x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+
+
 class MRI:
     """Cartesian-grid MRI forward model with a binary (or weighted) sampling mask.
 

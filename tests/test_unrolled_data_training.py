@@ -1,0 +1,266 @@
+"""Data loaders (on files the tests write), the MNI dataset, TV, the trainer and the apps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from unrolled.baselines.tv import grad, grad_adjoint, tv_reconstruction, zero_filling
+from unrolled.data.admm_net_data import load_chest, read_mat_array
+from unrolled.data.fastmri import load_fastmri_volume
+from unrolled.data.mni import SLABS, MNISlices
+from unrolled.data.nifti import load_nifti_slices
+from unrolled.metrics import psnr
+from unrolled.models.admm_net import ADMMNet
+from unrolled.physics.masks import PseudoRadialMask
+from unrolled.physics.mri import MRI
+from unrolled.training import TrainConfig, UnrolledTrainer
+
+ROOT = Path(__file__).resolve().parent.parent
+D = torch.float64
+
+
+def test_fastmri_loader(tmp_path):
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((3, 40, 24)) + 1j * rng.standard_normal((3, 40, 24))).astype(np.complex64)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["kspace"] = k
+        f["reconstruction_esc"] = rng.random((3, 16, 16)).astype(np.float32)
+    vol = load_fastmri_volume(tmp_path / "v.h5")
+    assert vol.kspace.shape == (3, 40, 24) and vol.target.shape == (3, 16, 16)
+    img = vol.images()
+    assert img.shape == (3, 16, 16)
+    full = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(img.numpy(), full[:, 12:28, 4:20], atol=1e-5)
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["kspace"] = k
+    with pytest.raises(ValueError, match=r"lacks \['reconstruction_esc'\]"):
+        load_fastmri_volume(tmp_path / "bad.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="not an HDF5 file"):
+        load_fastmri_volume(tmp_path / "text.h5")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_fastmri_volume(tmp_path / "none.h5")
+
+
+def test_nifti_loader(tmp_path):
+    import nibabel as nib
+
+    vol = np.zeros((20, 30, 12), dtype=np.float32)
+    vol[5:15, 10:20, :] = np.linspace(0, 100, 12)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "v.nii.gz"))
+    slices = load_nifti_slices(tmp_path / "v.nii.gz", size=64, slices="all")
+    assert slices.shape == (12, 64, 64) and slices.max() <= 1 and slices[-1].max() > 0.9
+    assert slices[0].max() == 0  # the first slice is empty
+    (tmp_path / "bad.nii").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="could not be read as NIfTI"):
+        load_nifti_slices(tmp_path / "bad.nii")
+    nib.save(nib.Nifti1Image(np.zeros((4, 4), np.float32), np.eye(4)), str(tmp_path / "flat.nii"))
+    with pytest.raises(ValueError, match="expected a 3-D volume"):
+        load_nifti_slices(tmp_path / "flat.nii")
+
+
+def test_mat_reader_and_missing_data(tmp_path):
+    with h5py.File(tmp_path / "a.mat", "w") as f:
+        f["im_ori"] = np.arange(6, dtype=np.float64).reshape(2, 3)
+    assert read_mat_array(tmp_path / "a.mat", "im_ori").shape == (3, 2)  # MATLAB orientation
+    with pytest.raises(ValueError, match=r"has no variable 'mask' \(it has \['im_ori'\]\)"):
+        read_mat_array(tmp_path / "a.mat", "mask")
+    with pytest.raises(FileNotFoundError, match="is not the Deep ADMM-Net data directory"):
+        load_chest(tmp_path)
+
+
+def test_chest_images(admm_net_root):
+    train, test = load_chest(admm_net_root, "train"), load_chest(admm_net_root, "test")
+    assert train.shape == (80, 256, 256) and test.shape == (20, 256, 256)
+    assert 0 <= float(train.min()) and float(train.max()) <= 1
+
+
+def test_mni_slices_are_seeded_disjoint_and_realistic():
+    assert not set(SLABS["train"]) & set(SLABS["val"]) and not set(SLABS["val"]) & set(SLABS["test"])
+    assert not set(SLABS["train"]) & set(SLABS["test"])
+    ds = MNISlices("test", samples=3)
+    a, b = ds[1], MNISlices("test", samples=3)[1]
+    assert a.shape == (256, 256) and a.dtype == torch.complex64 and torch.equal(a, b)
+    assert not torch.equal(MNISlices("test", samples=3, seed=1)[1], a)
+    bare = MNISlices("test", samples=1, augment=False, complex_images=False, noise_std=0.0)[0]
+    assert bare.dtype == torch.float32 and float(bare.max()) == pytest.approx(1.0)
+    assert 0.95 < float(a.abs().max()) < 1.1
+    with pytest.raises(ValueError, match="valid choices: train, val, test"):
+        MNISlices("holdout")
+
+
+def test_tv_operators_and_reconstruction():
+    g = torch.Generator().manual_seed(0)
+    x, v = torch.randn(2, 16, 16, generator=g, dtype=D), torch.randn(2, 2, 16, 16, generator=g, dtype=D)
+    assert torch.vdot(grad(x).flatten(), v.flatten()).item() == pytest.approx(
+        torch.vdot(x.flatten(), grad_adjoint(v).flatten()).item(), rel=1e-12
+    )
+    img = torch.zeros(2, 32, 32, dtype=D)
+    img[:, 8:24, 8:24] = 1.0  # piecewise constant: TV is the right prior
+    phys = MRI(PseudoRadialMask(0.25)((32, 32)).double(), fft_norm="ortho")
+    y = phys.A(img.to(torch.complex128))
+    zf = zero_filling(y, phys)
+    rec = tv_reconstruction(y, phys, 1e-3, isotropic=True, iterations=300)
+    assert psnr(rec, img).min() > psnr(zf, img).max() + 10
+    aniso = tv_reconstruction(y, phys, 1e-3, isotropic=False, iterations=300)
+    assert psnr(aniso, img).min() > psnr(zf, img).max() + 10 and not torch.allclose(aniso, rec)
+    # one lambda per image equals separate calls
+    both = tv_reconstruction(y, phys, torch.tensor([1e-3, 3e-3]), iterations=50)
+    second = tv_reconstruction(y[1:], phys, 3e-3, iterations=50)
+    torch.testing.assert_close(both[1:], second)
+    with pytest.raises(ValueError, match="lam must be > 0"):
+        tv_reconstruction(y, phys, 0.0)
+
+
+def tiny_problem(n=6, size=24):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, size, size, generator=g, dtype=D) * 0.2
+    x[:, 6:18, 6:18] += 0.7
+    phys = MRI(PseudoRadialMask(0.3)((size, size)).double(), fft_norm="ortho")
+    return x, phys
+
+
+def test_checkpointed_gradients_equal_end_to_end():
+    x, phys = tiny_problem()
+    y = phys.A(x.to(torch.complex128))
+    grads = []
+    for ck in (False, True):
+        net = ADMMNet(stages=3).double()
+        net(y, phys, checkpoint=ck).sub(x).pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode,optimizer", [("end_to_end", "adam"), ("greedy", "adam"), ("end_to_end", "lbfgs")])
+def test_trainer_lowers_the_loss(mode, optimizer):
+    x, phys = tiny_problem()
+    net = ADMMNet(stages=3).double()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = TrainConfig(
+        epochs=4 if mode != "greedy" else 2,
+        batch_size=2,
+        optimizer=optimizer,
+        mode=mode,
+        lr=3e-3,
+        lbfgs_iterations=5,
+        lbfgs_chunk=3,
+    )
+    trainer = UnrolledTrainer(net, phys, x[:4], x[4:], cfg)
+    first = trainer.evaluate(trainer.y_train, trainer.x_train)["loss"]
+    history = trainer.fit()
+    assert len(history) == (4 if mode != "greedy" else 2 * 3)
+    last = trainer.evaluate(trainer.y_train, trainer.x_train)["loss"]
+    assert last < 0.97 * first
+    changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("stages.2") for k in changed) and any(k.startswith("final") for k in changed)
+    assert trainer.state.best["state_dict"] is not None
+
+
+def test_trainer_resume_equals_uninterrupted():
+    x, phys = tiny_problem()
+    cfg = TrainConfig(epochs=4, batch_size=2, lr=3e-3)
+    straight = UnrolledTrainer(ADMMNet(stages=2).double(), phys, x[:4], None, cfg)
+    straight.fit()
+    first = UnrolledTrainer(ADMMNet(stages=2).double(), phys, x[:4], None, cfg)
+    first.step()
+    first.step()
+    state = first.state_dict()
+    second = UnrolledTrainer(ADMMNet(stages=2).double(), phys, x[:4], None, cfg)
+    second.load_state_dict(state)
+    second.fit()
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, second.model.state_dict()[k]), k
+    with pytest.raises(ValueError, match="training settings differ"):
+        UnrolledTrainer(ADMMNet(stages=2).double(), phys, x[:4], None, TrainConfig(epochs=5)).load_state_dict(state)
+    with pytest.raises(ValueError, match="valid choices: end_to_end, checkpoint, greedy"):
+        TrainConfig(mode="layerwise")
+
+
+def run_app(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def test_train_and_eval_apps_on_embedded_data(tmp_path):
+    small = [
+        "model.stages=2",
+        "data=mni",
+        "data.train_samples=3",
+        "data.val_samples=2",
+        "data.test_samples=2",
+        "progress=false",
+    ]
+    proc = run_app(
+        "experiments.train_unrolled",
+        *small,
+        "train.epochs=2",
+        "train.batch_size=2",
+        f"hydra.run.dir={tmp_path / 'train'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    assert m["epochs"] == 2 and m["data"] == "mni" and m["val_images"] == 2
+    assert list((tmp_path / "train" / "tensorboard").glob("events.out.tfevents.*"))
+    weights = tmp_path / "train" / "checkpoints" / "model.pt"
+    proc = run_app(
+        "experiments.eval_unrolled",
+        *small,
+        f"checkpoint={weights}",
+        "ratios=[0.2,0.4]",
+        "tv.tune_images=2",
+        "tv.iterations=10",
+        "tv.lambdas=[1e-4,1e-3]",
+        "examples=2",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for method in ("zero_filling", "tv", "init", "trained"):
+        for ratio in ("0.2", "0.4"):
+            res = r["results"][method][ratio]
+            assert {"psnr", "nrmse", "ssim", "seconds_per_image"} <= res.keys()
+    assert r["results"]["zero_filling"]["0.4"]["psnr"] > r["results"]["zero_filling"]["0.2"]["psnr"]
+    assert r["notes"]["tv"]["0.2"]["lambda"] in (1e-4, 1e-3)
+    assert (tmp_path / "eval" / "examples.png").stat().st_size > 0 and "| TV |" in (
+        tmp_path / "eval" / "results.md"
+    ).read_text()
+    # resume continues the training run
+    proc = run_app(
+        "experiments.train_unrolled",
+        *small,
+        "train.epochs=3",
+        "train.batch_size=2",
+        "resume=true",
+        f"hydra.run.dir={tmp_path / 'train'}",
+    )
+    assert proc.returncode != 0 and "training settings differ" in proc.stderr  # epochs changed: refused
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model=unet", "unknown model 'unet'; valid choices: admm_net"),
+        ("data=cifar", "unknown data 'cifar'; valid choices:"),
+        ("physics.ratio=1.5", "physics.ratio must be in (0, 1]"),
+        ("physics.mask=spiral", "unknown mask 'spiral'; valid choices: auto, admm_net_file, pseudo_radial"),
+        ("train.mode=layerwise", "valid choices: end_to_end, checkpoint, greedy"),
+    ],
+)
+def test_train_app_errors(tmp_path, override, message):
+    proc = run_app(
+        "experiments.train_unrolled", "data=mni", "data.train_samples=2", override, f"hydra.run.dir={tmp_path}"
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_chest_without_data_gives_one_clear_error(tmp_path):
+    proc = run_app(
+        "experiments.eval_unrolled", "data=chest", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}"
+    )
+    assert proc.returncode == 2 and "is not the Deep ADMM-Net data directory" in proc.stderr
