@@ -33,11 +33,20 @@ from experiments.reporting import markdown_table, write_json
 from experiments.unrolled_setup import build_model, build_physics, check_image_shape, check_physics, load_data
 from unrolled.baselines.tv import tv_reconstruction, zero_filling
 from unrolled.metrics import PEAKS, reconstruction_metrics
-from unrolled.models import WEIGHTS_DIR, load_model, shipped_path
-from unrolled.physics.mri import as_complex
+from unrolled.models import WEIGHTS_DIR, load_model, ratio_tag, shipped_path
 
 METHODS = ("zero_filling", "tv", "init", "trained")
-LABELS = {"zero_filling": "Zero-filling", "tv": "TV", "init": "Init-Net", "trained": "trained"}
+DENOISING_METHODS = ("noisy", "tv", "nl_means", "wavelet", "bm3d", "init", "trained")
+LABELS = {
+    "zero_filling": "Zero-filling",
+    "tv": "TV",
+    "init": "Init-Net",
+    "trained": "trained",
+    "noisy": "noisy",
+    "nl_means": "NL-means",
+    "wavelet": "wavelet",
+    "bm3d": "BM3D",
+}
 
 
 def run_method(fn, y: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float]:
@@ -60,7 +69,7 @@ def summarize(out: torch.Tensor, x: torch.Tensor, peak: str, seconds: float) -> 
 
 def tune_tv(cfg: DictConfig, physics, x_train: torch.Tensor, real: bool) -> dict[str, Any]:
     x = x_train[: cfg.tv.tune_images]
-    y = physics.simulate(as_complex(x), torch.Generator().manual_seed(123))
+    y = physics.simulate(x, torch.Generator().manual_seed(123))
     scores = []
     for lam in cfg.tv.lambdas:
         out = tv_reconstruction(y, physics, lam, cfg.tv.isotropic, cfg.tv.iterations, real_images=real)
@@ -75,26 +84,47 @@ def tune_tv(cfg: DictConfig, physics, x_train: torch.Tensor, real: bool) -> dict
     }
 
 
-def trained_weights(cfg: DictConfig, ratio: float) -> tuple[Path, str]:
+def denoising_tag(cfg: DictConfig) -> str:
+    m = cfg.model
+    variant = ""
+    if m.name == "gd_mrf":
+        variant = f"_{m.sharing}" + ("_nonlocal" if m.nonlocal_range else "")
+    return f"s{cfg.physics.sigma:g}{variant}"
+
+
+def trained_weights(cfg: DictConfig, ratio: float | None) -> tuple[Path, str]:
+    """The weights of ``trained``: ``checkpoint`` (a path, or a mapping ratio -> path),
+    else the shipped file for this model, data and setting (MRI: else the nearest
+    ratio's, which the returned origin says)."""
     ck = cfg.checkpoint
     if ck is not None and not isinstance(ck, (str, Path)):
         ck = OmegaConf.to_container(ck)
-        key = next((k for k in ck if math.isclose(float(k), ratio)), None)
+        key = next((k for k in ck if ratio is not None and math.isclose(float(k), ratio)), None)
         require(key is not None, f"checkpoint has no entry for ratio {ratio}; it has {list(ck)}")
         return Path(ck[key]), "checkpoint"
     if ck is not None:
         return Path(ck), "checkpoint"
-    path = shipped_path(cfg.model.name, cfg.data.name, ratio)
+    tag = ratio_tag(ratio) if ratio is not None else denoising_tag(cfg)
+    path = shipped_path(cfg.model.name, cfg.data.name, tag)
     if path.exists():
         return path, "shipped"
-    shipped = sorted(WEIGHTS_DIR.glob(f"{cfg.model.name}_{cfg.data.name}_r*.pt"))
-    require(
-        bool(shipped),
-        f"no shipped {cfg.model.name} weights for data={cfg.data.name} (have: "
-        f"{', '.join(p.name for p in WEIGHTS_DIR.glob('*.pt')) or 'none'}); pass checkpoint=PATH",
-    )
+    shipped = sorted(WEIGHTS_DIR.glob(f"{cfg.model.name}_{cfg.data.name}_r*.pt")) if ratio is not None else []
+    have = ", ".join(p.name for p in WEIGHTS_DIR.glob("*.pt")) or "none"
+    require(bool(shipped), f"no shipped weights {path.name} (have: {have}); pass checkpoint=PATH")
     nearest = min(shipped, key=lambda p: abs(int(p.stem.rsplit("_r", 1)[1]) / 100 - ratio))
     return nearest, f"shipped, trained at ratio {int(nearest.stem.rsplit('_r', 1)[1]) / 100}"
+
+
+def load_trained(cfg: DictConfig, ratio: float | None, data, device, dtype, notes: dict, key: str):
+    path, origin = trained_weights(cfg, ratio)
+    with config_errors("checkpoint"):
+        model, extra = load_model(path, real_images=data.real_images)
+    notes.setdefault("trained", {})[key] = {
+        "weights": str(path),
+        "origin": origin,
+        **{k: v for k, v in extra.items() if k != "history"},
+    }
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, title: str) -> None:
@@ -129,9 +159,81 @@ def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    methods = list(cfg.methods)
-    bad = [m for m in methods if m not in METHODS]
-    require(not bad, f"unknown method(s) {bad}; valid choices: {', '.join(METHODS)}")
+    require(
+        cfg.physics.name in ("mri", "denoising"), f"unknown physics {cfg.physics.name!r}; valid choices: mri, denoising"
+    )
+    return evaluate_denoising(cfg) if cfg.physics.name == "denoising" else evaluate_mri(cfg)
+
+
+def method_list(cfg: DictConfig, valid: tuple[str, ...], default: tuple[str, ...]) -> list[str]:
+    methods = list(default) if cfg.methods == "auto" else list(cfg.methods)
+    bad = [m for m in methods if m not in valid]
+    require(not bad, f"unknown method(s) {bad}; valid choices: {', '.join(valid)}")
+    return methods
+
+
+def evaluate_denoising(cfg: DictConfig) -> dict[str, Any]:
+    """Denoising at ``physics.sigma``: ``results[method]`` with psnr, ssim, nrmse,
+    seconds_per_image; classical denoisers tuned on training images."""
+    from unrolled.baselines.denoisers import GRIDS, denoise, tune
+
+    methods = method_list(cfg, DENOISING_METHODS, ("noisy", "tv", "nl_means", "wavelet", "bm3d", "trained"))
+    require(cfg.peak in PEAKS, f"unknown peak {cfg.peak!r}; valid choices: {', '.join(PEAKS)}")
+    check_physics(cfg)
+    if "init" in methods or "trained" in methods:
+        build_model(cfg)
+    needs_train = any(m in GRIDS for m in methods)
+    data = load_data(cfg, need=("train", "test") if needs_train else ("test",))
+    physics = build_physics(cfg)
+    x = data.test
+    y = physics.simulate(x, torch.Generator().manual_seed(0))
+    out_dir = run_dir()
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    sigma = float(cfg.physics.sigma)
+    tune_x = data.train[: cfg.tv.tune_images] if needs_train else None
+    tune_y = physics.simulate(tune_x, torch.Generator().manual_seed(123)) if needs_train else None
+    results, notes, examples = {}, {}, {}
+    bar = tqdm(total=len(methods), desc=f"denoise sigma {sigma:g}", disable=not cfg.progress)
+    for method in methods:
+        bar.set_postfix_str(method)
+        if method == "noisy":
+            out, sec = y, 0.0
+        elif method in GRIDS:
+            tuned = tune(method, tune_x, tune_y, sigma)
+            notes[method] = tuned
+            out, sec = run_method(lambda yy, m=method, p=tuned["param"]: denoise(m, yy, sigma, p), y)
+        elif method == "init":
+            model = build_model(cfg).eval()
+            out, sec = run_method(lambda yy, m=model: m(yy, physics), y)
+        else:
+            model = load_trained(cfg, None, data, y.device, x.dtype, notes, "trained")
+            out, sec = run_method(lambda yy, m=model: m(yy, physics), y)
+        results[method] = summarize(out, x, cfg.peak, sec)
+        examples[LABELS[method]] = out[: cfg.examples]
+        bar.update(1)
+    bar.close()
+    metrics = {
+        "model": cfg.model.name,
+        "data": data.name,
+        "test_images": len(x),
+        "sigma": sigma,
+        "peak": cfg.peak,
+        "results": results,
+        "notes": notes,
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    rows = [[LABELS[m], results[m]["psnr"], results[m]["ssim"], results[m]["seconds_per_image"]] for m in methods]
+    table = markdown_table(["method", "PSNR (dB)", "SSIM", "s/image"], rows)
+    title = f"{cfg.model.name} on {data.name} test tiles ({len(x)}), Gaussian noise sigma {sigma:g}"
+    (out_dir / "results.md").write_text(f"# {title}\n\n{table}")
+    save_examples(out_dir / "examples.png", examples, x[: cfg.examples], title)
+    print("\n" + table)
+    print(f"Run directory: {out_dir}\n  metrics: {out_dir / 'metrics.json'}   examples: {out_dir / 'examples.png'}")
+    return metrics
+
+
+def evaluate_mri(cfg: DictConfig) -> dict[str, Any]:
+    methods = method_list(cfg, METHODS, METHODS)
     require(cfg.peak in PEAKS, f"unknown peak {cfg.peak!r}; valid choices: {', '.join(PEAKS)}")
     ratios = [float(r) for r in cfg.ratios]
     require(len(ratios) > 0 and all(0 < r <= 1 for r in ratios), f"ratios must be in (0, 1], got {ratios}")
@@ -150,7 +252,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for ratio in ratios:
         physics = build_physics(cfg, ratio, shape=tuple(x.shape[-2:]))
         check_image_shape(x, physics)
-        y = physics.simulate(as_complex(x), torch.Generator().manual_seed(0))
+        y = physics.simulate(x, torch.Generator().manual_seed(0))
         key = f"{ratio:g}"
         for method in methods:
             bar.set_postfix_str(f"{method} @ {key}")
@@ -169,15 +271,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 model = build_model(cfg).eval()
                 out, sec = run_method(lambda yy, m=model, p=physics: m(yy, p), y)
             else:
-                path, origin = trained_weights(cfg, ratio)
-                with config_errors("checkpoint"):
-                    model, extra = load_model(path, real_images=data.real_images)
-                model = model.to(device=y.device, dtype=x.real.dtype).eval()
-                notes.setdefault("trained", {})[key] = {
-                    "weights": str(path),
-                    "origin": origin,
-                    **{k: v for k, v in extra.items() if k != "history"},
-                }
+                model = load_trained(cfg, ratio, data, y.device, x.real.dtype, notes, key)
                 out, sec = run_method(lambda yy, m=model, p=physics: m(yy, p), y)
             results[method][key] = summarize(out, x, cfg.peak, sec)
             if ratio == ratios[0]:

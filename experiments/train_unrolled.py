@@ -8,7 +8,9 @@ Writes into the run directory: the resolved ``config.yaml``; ``tensorboard/``
 zero-filling); ``checkpoints/last.pt`` (resumable with ``resume=true``) and
 ``checkpoints/model.pt`` (the final weights, or the best on validation data when
 the dataset has a validation split), both written atomically and loaded with
-``weights_only=True``; ``metrics.json``.
+``weights_only=True``; ``metrics.json``. ``init_from=PATH`` starts from another
+model file's weights (those this model also has; e.g. the non-local GD-MRF from
+the local one, whose range filters then start at zero).
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from experiments.unrolled_setup import build_model, build_physics, check_image_s
 from l2o.io import load_torch_checked, save_torch_atomic
 from unrolled.baselines.tv import zero_filling
 from unrolled.metrics import psnr
-from unrolled.models import save_model
-from unrolled.physics.mri import as_complex
+from unrolled.models import load_model, save_model
 from unrolled.training import TrainConfig, UnrolledTrainer
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         tcfg = TrainConfig(**OmegaConf.to_container(cfg.train, resolve=True))
     check_physics(cfg)
     model = build_model(cfg)
+    if cfg.init_from:
+        with config_errors("init_from"):
+            start, _ = load_model(cfg.init_from)
+            missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+        if unexpected:
+            raise ConfigError(f"init_from={cfg.init_from} has parameters this model lacks: {unexpected[:5]}")
+        log.info("initialised from %s (parameters left at their init: %s)", cfg.init_from, missing)
     data = load_data(cfg, need=("train", "val"))
     physics = build_physics(cfg, shape=tuple(data.train.shape[-2:]))
     check_image_shape(data.train, physics)
@@ -70,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             writer.add_scalar("val/nrmse", record["val_nrmse"], step)
         if step % cfg.images_every == 0 or trainer.done():
             with torch.no_grad():
-                y = physics.simulate(as_complex(x_show), torch.Generator().manual_seed(0))
+                y = physics.simulate(x_show, torch.Generator().manual_seed(0))
                 rec = model(y, physics)
                 zf = zero_filling(y, physics, data.real_images)
             writer.add_image("reconstruction | ground truth | zero-filling", panel([rec[0], x_show[0], zf[0]]), step)
@@ -107,12 +115,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.state.best["state_dict"] is not None:
         model.load_state_dict(trainer.state.best["state_dict"])
     selection = "best validation loss" if data.val is not None else "final"
+    if cfg.physics.name == "mri":
+        setting = {
+            "physics": "mri",
+            "ratio": float(cfg.physics.ratio),
+            "mask": cfg.physics.mask,
+            "sampling_ratio": physics.sampling_ratio,
+        }
+    else:
+        setting = {"physics": cfg.physics.name, "sigma": float(cfg.physics.sigma)}
     save_model(
         model_path,
         model,
         data=data.name,
-        ratio=float(cfg.physics.ratio),
-        mask=cfg.physics.mask,
+        **setting,
         selection=selection,
         epochs=len(trainer.state.history),
     )
@@ -120,8 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         "model": cfg.model.name,
         "data": data.name,
-        "ratio": float(cfg.physics.ratio),
-        "sampling_ratio": physics.sampling_ratio,
+        **setting,
         "train_images": len(data.train),
         "val_images": 0 if data.val is None else len(data.val),
         "train_config": asdict(tcfg),
@@ -136,7 +151,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json(out / "metrics.json", metrics)
     print(
-        f"\ntrained {cfg.model.name} on {data.name} ({len(data.train)} images, ratio {cfg.physics.ratio}): "
+        f"\ntrained {cfg.model.name} on {data.name} ({len(data.train)} images, {setting}): "
         f"{metrics['epochs']} epochs, final training loss {metrics['final_train_loss']:.4f}, "
         f"{metrics['seconds_per_epoch']:.1f} s/epoch"
     )

@@ -15,7 +15,8 @@ from unrolled.models.base import UnrolledModel
 from unrolled.physics.masks import MASKS, load_admm_net_mask
 from unrolled.physics.mri import MRI
 
-DATASETS = ("chest", "mni", "fastmri", "nifti")
+DATASETS = ("chest", "mni", "fastmri", "nifti", "images")
+PHYSICS = ("mri", "denoising")
 
 
 @dataclass
@@ -59,6 +60,12 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
             train = MNISlices("train", d.train_samples, **kw).all() if "train" in need else None
             val = MNISlices("val", d.val_samples, **kw).all() if "val" in need else None
             test = MNISlices("test", d.test_samples, **kw).all() if "test" in need else None
+        elif d.name == "images":
+            from unrolled.data.images import test_tiles, training_crops
+
+            train = training_crops(d.train_crops, d.crop_size, seed=d.seed) if "train" in need else None
+            val = training_crops(d.val_crops, d.crop_size, seed=d.seed + 1) if "val" in need else None
+            test = test_tiles() if "test" in need else None
         elif d.name == "fastmri":
             from unrolled.data.fastmri import fastmri_files, load_fastmri_volume
 
@@ -98,9 +105,12 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
 
 
 def check_physics(cfg: DictConfig, ratio: float | None = None) -> tuple[str, float]:
-    """The mask rule and the ratio, checked (cheap: before any data is loaded)."""
+    """The mask rule and the ratio (MRI), checked cheaply, before any data is loaded."""
     p = cfg.physics
-    require(p.name == "mri", f"unknown physics {p.name!r} for this app; valid choices: mri")
+    require(p.name in PHYSICS, f"unknown physics {p.name!r}; valid choices: {', '.join(PHYSICS)}")
+    if p.name == "denoising":
+        require(p.sigma >= 0, f"physics.sigma must be >= 0, got {p.sigma}")
+        return "none", 1.0
     ratio = float(p.ratio if ratio is None else ratio)
     require(0 < ratio <= 1, f"physics.ratio must be in (0, 1], got {ratio}")
     kind = p.mask
@@ -111,9 +121,13 @@ def check_physics(cfg: DictConfig, ratio: float | None = None) -> tuple[str, flo
     return kind, ratio
 
 
-def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int, int] | None = None) -> MRI:
+def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int, int] | None = None):
     p = cfg.physics
     kind, ratio = check_physics(cfg, ratio)
+    if p.name == "denoising":
+        from unrolled.physics.denoising import Denoising
+
+        return Denoising(p.sigma)
     shape = shape or (p.size, p.size)
     with config_errors("physics"):
         if kind == "admm_net_file":
@@ -144,8 +158,8 @@ def build_model(cfg: DictConfig) -> UnrolledModel:
     return model.to(device=torch_device(cfg.device), dtype=torch_dtype(cfg.dtype))
 
 
-def check_image_shape(x: Tensor, physics: MRI) -> None:
-    if tuple(x.shape[-2:]) != physics.shape:
+def check_image_shape(x: Tensor, physics) -> None:
+    if physics.shape is not None and tuple(x.shape[-2:]) != physics.shape:
         raise ConfigError(
             f"images of shape {tuple(x.shape[-2:])} do not match physics.size {physics.shape}; "
             f"set physics.size={x.shape[-1]}"

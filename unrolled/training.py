@@ -30,7 +30,6 @@ from torch import Tensor
 
 from unrolled.metrics import nrmse
 from unrolled.models.base import UnrolledModel
-from unrolled.physics.mri import as_complex
 
 MODES = ("end_to_end", "checkpoint", "greedy")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -128,7 +127,7 @@ class UnrolledTrainer:
     # -- pieces ----------------------------------------------------------------------
     def _measure(self, x: Tensor, stream: int) -> Tensor:
         g = torch.Generator().manual_seed(1_000_003 * self.cfg.seed + stream)
-        return self.physics.simulate(as_complex(x), g)
+        return self.physics.simulate(x, g)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         if self.cfg.mode != "greedy":

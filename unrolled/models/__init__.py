@@ -9,8 +9,9 @@ from l2o.checked_call import build
 from l2o.io import load_torch_checked, save_torch_atomic
 from unrolled.models.admm_net import ADMMNet, load_authors_network
 from unrolled.models.base import UnrolledModel
+from unrolled.models.gd_mrf import GDMRF
 
-MODELS: dict[str, Any] = {"admm_net": ADMMNet}
+MODELS: dict[str, Any] = {"admm_net": ADMMNet, "gd_mrf": GDMRF}
 WEIGHTS_FORMAT = "unrolled.model/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -54,8 +55,14 @@ def load_model(path: str | Path, **overrides: Any) -> tuple[UnrolledModel, dict[
     return model, extra
 
 
-def shipped_path(name: str, data: str, ratio: float) -> Path:
-    return WEIGHTS_DIR / f"{name}_{data}_r{round(ratio * 100)}.pt"
+def shipped_path(name: str, data: str, tag: str) -> Path:
+    """``unrolled/weights/<model>_<data>_<tag>.pt``; the tag names the setting:
+    ``r20`` (MRI, 20% sampling), ``s25_stagewise`` (denoising, sigma 25, variant)."""
+    return WEIGHTS_DIR / f"{name}_{data}_{tag}.pt"
+
+
+def ratio_tag(ratio: float) -> str:
+    return f"r{round(ratio * 100)}"
 
 
 __all__ = [

@@ -22,7 +22,6 @@ stage (``X_org``, ``Non_linorg``, ``Multi_org``) the general one.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -31,70 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unrolled.models.base import State, UnrolledModel
-
-
-@functools.lru_cache(maxsize=8)
-def dct_basis(size: int = 3) -> Tensor:
-    """The 2-D DCT basis without its DC atom, (size^2 - 1, size, size) float64, as
-    the authors' ``filter_base.m``: rows 2..size^2 of ``kron(dctmtx(size),
-    dctmtx(size))``, each reshaped column-major."""
-    n = np.arange(size)
-    d = np.sqrt(2.0 / size) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
-    d[0] /= np.sqrt(2.0)
-    kron = np.kron(d, d)
-    return torch.from_numpy(np.stack([kron[i].reshape(size, size, order="F") for i in range(1, size * size)]))
-
-
-def _apply_real(fn, t: Tensor) -> Tensor:
-    """Apply a real function to a real tensor, or to both parts of a complex one."""
-    if t.is_complex():
-        return torch.complex(fn(t.real), fn(t.imag))
-    return fn(t)
-
-
-class DCTFilters(nn.Module):
-    """L filters of size s x s, ``h_l = sum_m w_{m,l} B_m`` over the DCT atoms B_m.
-
-    ``weight``: (s^2 - 1, L) coefficients (the authors' ``gamma``), initialised to
-    the identity: filter l is the l-th DCT atom.
-    """
-
-    def __init__(self, num_filters: int = 8, size: int = 3):
-        super().__init__()
-        self.size = size
-        self.weight = nn.Parameter(torch.eye(size * size - 1, num_filters))
-
-    def filters(self) -> Tensor:
-        """(L, s, s)."""
-        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)  # float64 master copy
-        return torch.einsum("ml,mab->lab", self.weight, basis)
-
-    def conv(self, x: Tensor) -> Tensor:
-        """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W)."""
-        h = self.filters()
-        p = h.shape[-1] // 2
-        xp = F.pad(x[:, None], (p, p, p, p), mode="circular")
-        return F.conv2d(xp, h.flip(-1, -2)[:, None])
-
-    def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
-        """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W)."""
-        h = self.filters() * weights[:, None, None]
-        p = h.shape[-1] // 2
-        return F.conv2d(F.pad(u, (p, p, p, p), mode="circular"), h[None]).squeeze(1)
-
-    def spectrum(self, weights: Tensor, shape: tuple[int, int]) -> Tensor:
-        """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
-        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
-        sum of the filters' autocorrelations: one FFT instead of L."""
-        h = self.filters()
-        s = h.shape[-1]
-        # autocorrelation a_l[d] = sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2
-        auto = F.conv2d(F.pad(h[None], (s - 1,) * 4), h[:, None], groups=h.shape[0])[0]
-        kernel = (weights[:, None, None] * auto).sum(0)  # (2s-1, 2s-1), centred
-        grid = torch.zeros(shape, dtype=h.dtype, device=h.device)
-        grid[: 2 * s - 1, : 2 * s - 1] = kernel
-        grid = torch.roll(grid, shifts=(-(s - 1), -(s - 1)), dims=(-2, -1))
-        return torch.fft.fft2(grid).real
+from unrolled.models.filters import DCTFilters, apply_real, dct_basis  # noqa: F401  (dct_basis: public API)
 
 
 class ReconstructionLayer(nn.Module):
@@ -111,7 +47,7 @@ class ReconstructionLayer(nn.Module):
         spectrum = self.filters.spectrum(self.rho, physics.shape)
         rhs = None
         if z is not None:
-            rhs = _apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
+            rhs = apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
         x = physics.solve_unitary(y, rhs, spectrum)
         return x.real if self.real_images else x
 
@@ -124,7 +60,7 @@ class ConvolutionLayer(nn.Module):
         self.filters = DCTFilters(num_filters, size)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _apply_real(self.filters.conv, x)
+        return apply_real(self.filters.conv, x)
 
 
 class PiecewiseLinear(nn.Module):
@@ -171,7 +107,7 @@ class NonlinearTransformLayer(nn.Module):
         self.plf = PiecewiseLinear(num_filters, points, threshold=threshold)
 
     def forward(self, c: Tensor, beta: Tensor) -> Tensor:
-        return _apply_real(self.plf, c + beta)
+        return apply_real(self.plf, c + beta)
 
 
 class MultiplierUpdateLayer(nn.Module):

@@ -20,13 +20,6 @@ from torch import Tensor
 FFT_NORMS = ("ortho", "backward")
 
 
-def as_complex(x: Tensor) -> Tensor:
-    """``x`` as a complex tensor of matching precision (complex128 for float64)."""
-    if x.is_complex():
-        return x
-    return x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
-
-
 class MRI:
     """Cartesian-grid MRI forward model with a binary (or weighted) sampling mask.
 
@@ -115,6 +108,19 @@ class MRI:
         if rhs is not None:
             num = num + torch.fft.fft2(rhs, norm="ortho")
         return torch.fft.ifft2(num / denom, norm="ortho")
+
+    def data_fidelity(self, x: Tensor, y: Tensor) -> Tensor:
+        """``1/2 ||A_u x - y_u||^2`` per image (unitary convention)."""
+        r = self.mask * torch.fft.fft2(x, norm="ortho") - self.mask * self.unitary(y)
+        return 0.5 * r.abs().pow(2).flatten(1).sum(1)
+
+    def data_gradient(self, x: Tensor, y: Tensor) -> Tensor:
+        """Gradient of ``1/2 ||A_u x - y_u||^2`` (unitary convention, so its scale does
+        not depend on ``fft_norm``): ``F^H (M^2 F x - M y_u)``. Real for real ``x``."""
+        self.check(x)
+        r = self.mask * (self.mask * torch.fft.fft2(x, norm="ortho") - self.unitary(y))
+        g = torch.fft.ifft2(r, norm="ortho")
+        return g if x.is_complex() else g.real
 
     def simulate(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``y = A x + M n`` with complex Gaussian noise ``n`` of std ``noise_std``."""

@@ -1,0 +1,175 @@
+"""Gradient-descent MRF: plain gradient descent without the prior, gradcheck of one
+step, the energy decreasing along the steps, penalties, block matching, and the
+non-local range operator's adjoint."""
+
+import numpy as np
+import pytest
+import torch
+
+from unrolled.models.gd_mrf import GDMRF, BlockMatching, MRFEnergy, RBFPenalty, StudentTPenalty, rbf_exact
+from unrolled.physics.denoising import Denoising
+from unrolled.physics.masks import PseudoRadialMask
+from unrolled.physics.mri import MRI
+
+D = torch.float64
+
+
+def model64(**kw):
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(D)
+    try:
+        return GDMRF(**kw)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def images(n=2, size=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = 0.2 * torch.rand(n, size, size, generator=g, dtype=D)
+    x[:, 5:15, 7:19] += 0.6
+    return x
+
+
+@pytest.mark.parametrize("physics_kind", ["denoising", "mri"])
+def test_without_prior_it_is_plain_gradient_descent_on_the_data_term(physics_kind):
+    x = images()
+    if physics_kind == "denoising":
+        phys = Denoising(25)
+        y = phys.simulate(x, torch.Generator().manual_seed(1))
+    else:
+        phys = MRI(PseudoRadialMask(0.3)((24, 24)).double(), fft_norm="backward")
+        y = phys.A(x.to(torch.complex128))
+    eta, lam, K = 0.3, 0.8, 6
+    net = model64(stages=K, sharing="shared", num_filters=6, filter_size=3, lam=lam, step=eta)
+    with torch.no_grad():
+        net.stages[0].energy.bank.weight.zero_()  # k_i = 0: no prior
+        out = net(y, phys)
+    # the loop written out: x_{k+1} = x_k - eta * lam * A_u^H (A_u x_k - y_u)
+    if physics_kind == "denoising":
+        ref = y.clone()
+        for _ in range(K):
+            ref = ref - eta * lam * (ref - y)
+    else:
+        n = 24 * 24
+        mask = torch.fft.ifftshift(phys.mask.new_tensor(PseudoRadialMask(0.3)((24, 24)).double()), dim=(-2, -1))
+        yu = y / n**0.5
+        ref = torch.fft.ifft2(mask * yu, norm="ortho").real
+        for _ in range(K):
+            r = mask * (mask * torch.fft.fft2(ref, norm="ortho") - yu)
+            ref = ref - eta * lam * torch.fft.ifft2(r, norm="ortho").real
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("penalty", ["rbf", "student_t"])
+def test_gradcheck_one_step(penalty):
+    x = images(1, 10)
+    phys = Denoising(25)
+    y = phys.simulate(x, torch.Generator().manual_seed(2))
+    net = model64(stages=1, num_filters=4, filter_size=3, penalty=penalty, centers=15)
+    names = [n for n, _ in net.named_parameters()]
+    base = dict(net.named_parameters())
+
+    def f(*tensors):
+        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
+
+    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("nonlocal_range", [False, True])
+def test_energy_decreases_along_the_steps(nonlocal_range):
+    x = images(2, 24, seed=3)
+    phys = Denoising(25)
+    y = phys.simulate(x, torch.Generator().manual_seed(4))
+    net = model64(
+        stages=8,
+        sharing="shared",
+        num_filters=8,
+        filter_size=5,
+        step=0.2,
+        nonlocal_range=nonlocal_range,
+        matches=2,
+        window=7,
+    )
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # a random, non-trivial energy
+        e = net.stages[0].energy
+        e.bank.weight.add_(0.3 * torch.randn(e.bank.weight.shape, generator=g, dtype=D))
+        e.penalty.weight.mul_(1 + 0.5 * torch.rand(e.penalty.weight.shape, generator=g, dtype=D))
+        if nonlocal_range:
+            e.range_weight.add_(0.2 * torch.randn(e.range_weight.shape, generator=g, dtype=D))
+    state = net.init_state(y, phys)
+    values = [net.energy(state[0], y, phys)]
+    with torch.no_grad():
+        for stage in net.stages:
+            state = stage(state, y, phys)
+            values.append(net.energy(state[0], y, phys))
+    v = torch.stack(values)
+    assert torch.all(v[1:] < v[:-1]), v
+
+
+def test_energy_gradient_is_the_step_direction():
+    """The prior gradient K^T phi(K x) is the gradient of sum rho(K x) (exact
+    adjoints, the penalty's energy integrates phi), non-local variant included."""
+    x = images(1, 16, seed=6)
+    for matches in (0, 3):
+        energy = MRFEnergy(num_filters=5, filter_size=3, centers=21, matches=matches).double()
+        with torch.no_grad():
+            energy.bank.weight.add_(
+                0.2 * torch.randn(energy.bank.weight.shape, generator=torch.Generator().manual_seed(7), dtype=D)
+            )
+            if matches:
+                energy.range_weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(8))
+        idx = BlockMatching(matches, 3, 5)(x) if matches else None
+        xr = x.clone().requires_grad_(True)
+        (auto,) = torch.autograd.grad(energy.penalty.energy(energy.K(xr, idx)).sum(), xr)
+        torch.testing.assert_close(energy.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
+
+
+def test_penalties():
+    rbf = RBFPenalty(3, centers=63).double()
+    z = torch.linspace(-1.3, 1.3, 2001, dtype=D)
+    phi = rbf(z.view(1, 1, 1, -1).expand(1, 3, 1, -1))[0, 0, 0].detach().numpy()
+    exact = rbf_exact(rbf, z.numpy(), 0)
+    assert np.abs(phi - exact).max() < 1e-3 * np.abs(exact).max()  # the table interpolation
+    # initialised to the Student-t derivative
+    target = 0.005 * z.numpy() / (0.01 + z.numpy() ** 2 / 2)
+    inside = np.abs(z.numpy()) < 1.1
+    assert np.abs(phi[inside] - target[inside]).max() < 0.05 * np.abs(target).max()
+    st = StudentTPenalty(2, init_alpha=0.01, init_scale=0.1).double()
+    zz = torch.tensor([[[[0.05, -0.3]], [[1.0, 0.0]]]], dtype=D)
+    expected = 0.01 * zz / (0.01 + zz**2 / 2)
+    torch.testing.assert_close(st(zz), expected)
+    torch.testing.assert_close(st.energy(zz), 0.01 * torch.log1p(zz**2 / 0.02))
+
+
+def test_block_matching_finds_repeated_patches():
+    g = torch.Generator().manual_seed(9)
+    img = 0.01 * torch.randn(1, 20, 20, generator=g, dtype=D)
+    patch = torch.rand(5, 5, generator=g, dtype=D)
+    img[0, 2:7, 2:7] += patch
+    img[0, 2:7, 8:13] += patch  # the same patch 6 px to the right
+    idx = BlockMatching(matches=2, patch=5, window=15)(img)
+    centre = 4 * 20 + 4
+    assert (4 * 20 + 10) in idx[0, :, centre].tolist()
+    assert idx.shape == (1, 2, 400) and int(idx.min()) >= 0 and int(idx.max()) < 400
+    with pytest.raises(ValueError, match="odd patch and window"):
+        BlockMatching(2, 4, 7)
+
+
+def test_model_options_and_errors():
+    n_shared = sum(p.numel() for p in GDMRF(stages=4, sharing="shared").parameters())
+    n_stage = sum(p.numel() for p in GDMRF(stages=4).parameters())
+    assert n_stage > 3 * n_shared
+    local = GDMRF(stages=2, num_filters=6, filter_size=5)
+    nonlocal_ = GDMRF(stages=2, num_filters=6, filter_size=5, nonlocal_range=True, matches=3, window=7)
+    x = images(1, 20).float()
+    phys = Denoising(15)
+    y = phys.simulate(x, torch.Generator().manual_seed(0))
+    nonlocal_.load_state_dict(local.state_dict(), strict=False)
+    with torch.no_grad():  # zero range filters: the non-local model starts as the local one
+        torch.testing.assert_close(nonlocal_(y, phys), local(y, phys))
+    with pytest.raises(ValueError, match="valid choices: shared, stagewise"):
+        GDMRF(sharing="tied")
+    with pytest.raises(ValueError, match="valid choices: rbf, student_t"):
+        GDMRF(penalty="huber")

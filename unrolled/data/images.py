@@ -1,0 +1,77 @@
+"""Grayscale natural images shipped inside scikit-image (offline), split once into
+training and test images; test images are never used in training or tuning.
+
+- train: brick, cell, clock, grass, gravel, immunohistochemistry, moon, retina,
+  rocket (colour images converted to gray; the near-blank ``page``, ``text`` and
+  ``hubble_deep_field`` are left out: they reward over-smoothing);
+- test: camera, astronaut, coffee, chelsea, coins, cut into non-overlapping
+  256 x 256 tiles (12 tiles).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+TRAIN_IMAGES = ("brick", "cell", "clock", "grass", "gravel", "immunohistochemistry", "moon", "retina", "rocket")
+TEST_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "coins")
+
+
+@functools.lru_cache(maxsize=32)
+def load_image(name: str) -> np.ndarray:
+    """A scikit-image sample image as float32 grayscale in [0, 1]."""
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    if name not in TRAIN_IMAGES + TEST_IMAGES:
+        raise ValueError(f"unknown image {name!r}; valid: {', '.join(TRAIN_IMAGES + TEST_IMAGES)}")
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 3:
+        img = rgb2gray(img[..., :3])
+    img = img.astype(np.float32)
+    if img.max() > 1.0:
+        img = img / 255.0
+    return img
+
+
+def test_tiles(size: int = 256) -> Tensor:
+    """Non-overlapping ``size`` x ``size`` tiles of the test images, row-major from the
+    top-left corner: (N, size, size). Every test image is at least 300 px a side."""
+    tiles = []
+    for name in TEST_IMAGES:
+        img = load_image(name)
+        H, W = img.shape
+        for i in range(H // size):
+            for j in range(W // size):
+                tiles.append(torch.from_numpy(img[i * size : (i + 1) * size, j * size : (j + 1) * size].copy()))
+    return torch.stack(tiles)
+
+
+def training_crops(count: int, size: int = 64, seed: int = 0) -> Tensor:
+    """``count`` random ``size`` x ``size`` crops of the training images (uniform over
+    images, then over positions), with random flips and 90-degree rotations; crops
+    with a standard deviation below 0.02 (blank background) are drawn again."""
+    g = torch.Generator().manual_seed(seed)
+    images = [load_image(n) for n in TRAIN_IMAGES]
+    out = torch.empty(count, size, size)
+    for c in range(count):
+        img = images[int(torch.randint(len(images), (1,), generator=g))]
+        H, W = img.shape
+        i = int(torch.randint(H - size + 1, (1,), generator=g))
+        j = int(torch.randint(W - size + 1, (1,), generator=g))
+        crop = torch.from_numpy(img[i : i + size, j : j + size].copy())
+        while float(crop.std()) < 0.02:
+            img = images[int(torch.randint(len(images), (1,), generator=g))]
+            H, W = img.shape
+            i = int(torch.randint(H - size + 1, (1,), generator=g))
+            j = int(torch.randint(W - size + 1, (1,), generator=g))
+            crop = torch.from_numpy(img[i : i + size, j : j + size].copy())
+        k = int(torch.randint(4, (1,), generator=g))
+        crop = torch.rot90(crop, k)
+        if int(torch.randint(2, (1,), generator=g)):
+            crop = crop.flip(-1)
+        out[c] = crop
+    return out

@@ -1,0 +1,152 @@
+"""Filter banks built on the 2-D DCT basis, convolutions with exact adjoints, and
+the padding operators they need."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PADDINGS = ("circular", "symmetric", "zero")
+
+
+@functools.lru_cache(maxsize=8)
+def dct_basis(size: int = 3) -> Tensor:
+    """The 2-D DCT basis without its DC atom, (size^2 - 1, size, size) float64, as
+    the authors' ``filter_base.m``: rows 2..size^2 of ``kron(dctmtx(size),
+    dctmtx(size))``, each reshaped column-major."""
+    n = np.arange(size)
+    d = np.sqrt(2.0 / size) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size))
+    d[0] /= np.sqrt(2.0)
+    kron = np.kron(d, d)
+    return torch.from_numpy(np.stack([kron[i].reshape(size, size, order="F") for i in range(1, size * size)]))
+
+
+def apply_real(fn, t: Tensor) -> Tensor:
+    """Apply a real function to a real tensor, or to both parts of a complex one."""
+    if t.is_complex():
+        return torch.complex(fn(t.real), fn(t.imag))
+    return fn(t)
+
+
+class DCTFilters(nn.Module):
+    """L filters of size s x s, ``h_l = sum_m w_{m,l} B_m`` over the DCT atoms B_m.
+
+    ``weight``: (s^2 - 1, L) coefficients (the authors' ``gamma``), initialised to
+    the identity: filter l is the l-th DCT atom.
+    """
+
+    def __init__(self, num_filters: int = 8, size: int = 3):
+        super().__init__()
+        self.size = size
+        self.weight = nn.Parameter(torch.eye(size * size - 1, num_filters))
+
+    def filters(self) -> Tensor:
+        """(L, s, s)."""
+        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)  # float64 master copy
+        return torch.einsum("ml,mab->lab", self.weight, basis)
+
+    def conv(self, x: Tensor) -> Tensor:
+        """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W)."""
+        h = self.filters()
+        p = h.shape[-1] // 2
+        xp = F.pad(x[:, None], (p, p, p, p), mode="circular")
+        return F.conv2d(xp, h.flip(-1, -2)[:, None])
+
+    def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
+        """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W)."""
+        h = self.filters() * weights[:, None, None]
+        p = h.shape[-1] // 2
+        return F.conv2d(F.pad(u, (p, p, p, p), mode="circular"), h[None]).squeeze(1)
+
+    def spectrum(self, weights: Tensor, shape: tuple[int, int]) -> Tensor:
+        """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
+        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
+        sum of the filters' autocorrelations: one FFT instead of L."""
+        h = self.filters()
+        s = h.shape[-1]
+        # autocorrelation a_l[d] = sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2
+        auto = F.conv2d(F.pad(h[None], (s - 1,) * 4), h[:, None], groups=h.shape[0])[0]
+        kernel = (weights[:, None, None] * auto).sum(0)  # (2s-1, 2s-1), centred
+        grid = torch.zeros(shape, dtype=h.dtype, device=h.device)
+        grid[: 2 * s - 1, : 2 * s - 1] = kernel
+        grid = torch.roll(grid, shifts=(-(s - 1), -(s - 1)), dims=(-2, -1))
+        return torch.fft.fft2(grid).real
+
+
+@functools.lru_cache(maxsize=64)
+def _pad_index(H: int, W: int, p: int, mode: str) -> Tensor:
+    """Flat source index of every pixel of the padded (H + 2p, W + 2p) image; H * W
+    (a slot that holds 0) for zero padding outside the image."""
+    if mode not in PADDINGS:
+        raise ValueError(f"unknown padding {mode!r}; valid choices: {', '.join(PADDINGS)}")
+
+    def axis(n: int) -> np.ndarray:
+        i = np.arange(-p, n + p)
+        if mode == "circular":
+            return i % n
+        if mode == "symmetric":  # x[-1] = x[0], x[n] = x[n-1] (MATLAB's 'symmetric')
+            period = np.mod(i, 2 * n)
+            return np.where(period < n, period, 2 * n - 1 - period)
+        return np.where((i >= 0) & (i < n), i, -1)
+
+    ry, rx = axis(H), axis(W)
+    idx = ry[:, None] * W + rx[None, :]
+    if mode == "zero":
+        idx = np.where((ry[:, None] < 0) | (rx[None, :] < 0), H * W, idx)
+    return torch.from_numpy(idx.reshape(-1).astype(np.int64))
+
+
+def pad(x: Tensor, p: int, mode: str) -> Tensor:
+    """(..., H, W) -> (..., H + 2p, W + 2p)."""
+    H, W = x.shape[-2:]
+    idx = _pad_index(H, W, p, mode).to(x.device)
+    flat = x.reshape(*x.shape[:-2], H * W)
+    if mode == "zero":
+        flat = torch.cat([flat, flat.new_zeros(*flat.shape[:-1], 1)], dim=-1)
+    return flat[..., idx].reshape(*x.shape[:-2], H + 2 * p, W + 2 * p)
+
+
+def pad_adjoint(v: Tensor, p: int, mode: str) -> Tensor:
+    """The adjoint of ``pad``: (..., H + 2p, W + 2p) -> (..., H, W), padded values
+    added back to the pixels they were copied from."""
+    Hp, Wp = v.shape[-2:]
+    H, W = Hp - 2 * p, Wp - 2 * p
+    idx = _pad_index(H, W, p, mode).to(v.device)
+    lead = v.shape[:-2]
+    flat = v.reshape(-1, Hp * Wp)
+    out = flat.new_zeros(flat.shape[0], H * W + 1).index_add_(1, idx, flat)
+    return out[:, : H * W].reshape(*lead, H, W)
+
+
+class FilterBank(nn.Module):
+    """``F`` zero-mean s x s filters, each a learned combination of the 2-D DCT atoms
+    without DC (initialised to the first F atoms), with the correlation
+    ``K x = [k_i (x) x]_i`` and its exact adjoint under a padding rule.
+
+    Shapes: ``K``: (B, H, W) -> (B, F, H, W); ``K^T``: (B, F, H, W) -> (B, H, W).
+    """
+
+    def __init__(self, num_filters: int = 48, size: int = 7, padding: str = "symmetric"):
+        super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"unknown padding {padding!r}; valid choices: {', '.join(PADDINGS)}")
+        if size % 2 == 0 or size < 3:
+            raise ValueError(f"filter size must be odd and >= 3, got {size}")
+        self.size, self.padding = size, padding
+        self.weight = nn.Parameter(torch.eye(size * size - 1, num_filters))
+
+    def filters(self) -> Tensor:
+        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)
+        return torch.einsum("ml,mab->lab", self.weight, basis)
+
+    def K(self, x: Tensor, filters: Tensor | None = None) -> Tensor:
+        k = self.filters() if filters is None else filters
+        return F.conv2d(pad(x, self.size // 2, self.padding)[:, None], k[:, None])
+
+    def KT(self, v: Tensor, filters: Tensor | None = None) -> Tensor:
+        k = self.filters() if filters is None else filters
+        return pad_adjoint(F.conv_transpose2d(v, k[:, None]), self.size // 2, self.padding)[:, 0]
