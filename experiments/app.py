@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+OPEN_NODES = {"checkpoint"}  # mappings a user may add keys to with +node.key=value
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ def _extra_keys(base: Any, cfg: Any, prefix: str = "") -> list[str]:
     """Keys of ``cfg`` (added with ``+key=value``) that ``base`` does not have, below
     nodes that are mappings in ``base``."""
     out = []
+    if prefix.rstrip(".") in OPEN_NODES:
+        return out
     for k in cfg.keys():
         path = f"{prefix}{k}"
         if k not in base:

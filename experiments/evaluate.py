@@ -55,8 +55,8 @@ class OptimizerSpec:
     def __init__(self, name: str, cfg: DictConfig, task: Task):
         self.name = name
         self.learned = None
-        if name in LEARNED:
-            path = (cfg.get("checkpoint") or {}).get(name)
+        path = (cfg.get("checkpoint") or {}).get(name)
+        if name in LEARNED or path:
             with config_errors(f"optimizer {name}"):
                 self.learned = load_learned(path) if path else load_pretrained(name)
             self.learned = self.learned.to(device=task.device, dtype=task.dtype).eval()
@@ -81,21 +81,28 @@ class OptimizerSpec:
         return make_optimizer(self.name, **hp)
 
 
-def valid_optimizer_names() -> list[str]:
-    return list(HAND_DESIGNED) + list(LEARNED)
+def valid_optimizer_names(cfg: DictConfig | None = None) -> list[str]:
+    """Hand-designed and learned names, and any name ``checkpoint.<name>`` gives a file for."""
+    extra = [
+        k
+        for k, v in ((cfg.get("checkpoint") or {}) if cfg is not None else {}).items()
+        if v and k not in LEARNED and k not in HAND_DESIGNED
+    ]
+    return list(HAND_DESIGNED) + list(LEARNED) + extra
 
 
 def check_config(cfg: DictConfig) -> list[str]:
     names = list(cfg.optimizers) if not isinstance(cfg.optimizers, str) else [cfg.optimizers]
-    unknown_ckpt = [k for k in (cfg.get("checkpoint") or {}) if k not in LEARNED]
+    clash = [k for k in (cfg.get("checkpoint") or {}) if k in HAND_DESIGNED]
     require(
-        not unknown_ckpt,
-        f"checkpoint.{unknown_ckpt[0] if unknown_ckpt else ''}: only learned optimizers take a "
-        f"checkpoint; valid: {', '.join(LEARNED)}",
+        not clash,
+        f"checkpoint.{clash[0] if clash else ''}: hand-designed optimizers take no checkpoint; "
+        f"learned ones: {', '.join(LEARNED)} (or a new name with +checkpoint.NAME=PATH)",
     )
-    require(len(names) > 0, f"optimizers is empty; valid choices: {', '.join(valid_optimizer_names())}")
-    bad = [n for n in names if n not in valid_optimizer_names()]
-    require(not bad, f"unknown optimizer(s) {bad}; valid choices: {', '.join(valid_optimizer_names())}")
+    valid = valid_optimizer_names(cfg)
+    require(len(names) > 0, f"optimizers is empty; valid choices: {', '.join(valid)}")
+    bad = [n for n in names if n not in valid]
+    require(not bad, f"unknown optimizer(s) {bad}; valid choices: {', '.join(valid)}")
     require(len(set(names)) == len(names), f"optimizers lists a name twice: {names}")
     positive_int(cfg, "steps")
     positive_int(cfg, "seeds")

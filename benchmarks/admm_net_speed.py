@@ -1,0 +1,70 @@
+"""Seconds per 256 x 256 image: 15-stage ADMM-Net inference (batch 1 and 16) and TV
+reconstruction (ADMM, 100 iterations), in the same run.
+
+    python benchmarks/admm_net_speed.py [--device cpu|cuda] [--repeats 3]
+
+Target on 2 CPU cores: 40 ms or less per image for ADMM-Net (the paper reports
+about 0.8 s); on a GPU, the time per image at batch 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from unrolled.baselines.tv import tv_reconstruction
+from unrolled.models.admm_net import ADMMNet
+from unrolled.physics.masks import PseudoRadialMask
+from unrolled.physics.mri import MRI
+
+
+def per_image(fn, batch: int, repeats: int, device) -> float:
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / batch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    physics = MRI(PseudoRadialMask(0.2)((256, 256)), fft_norm="backward").to(device)
+    net = ADMMNet(stages=15).to(device).eval()
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    with torch.no_grad():
+        for batch in (1, 16):
+            y = physics.A(torch.rand(batch, 256, 256, generator=g).to(device))
+            t_net = per_image(lambda y=y: net(y, physics), batch, args.repeats, device)
+            t_tv = per_image(
+                lambda y=y: tv_reconstruction(y, physics, 1e-3, iterations=100),
+                batch,
+                max(1, args.repeats // 2),
+                device,
+            )
+            rows.append((batch, t_net, t_tv))
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}\n")
+    print("| batch | ADMM-Net, 15 stages (ms/image) | TV, 100 ADMM iterations (ms/image) | TV / ADMM-Net |")
+    print("|---|---|---|---|")
+    for batch, t_net, t_tv in rows:
+        print(f"| {batch} | {t_net * 1e3:.1f} | {t_tv * 1e3:.1f} | {t_tv / t_net:.1f} |")
+    print("\ntarget: ADMM-Net <= 40 ms per image on 2 CPU cores (the paper: about 800 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Train the shipped unrolled networks and write their weights and cards.
+
+    python scripts/ship_unrolled_weights.py [--only admm_chest_r20,gd_stagewise_s25,...] [--out runs/ship_unrolled]
+
+Each job runs ``python -m experiments.train_unrolled`` (resuming if interrupted),
+then copies ``checkpoints/model.pt`` to ``unrolled/weights/<file>.pt`` and writes
+``<file>.md`` (recipe, epochs, time, final training loss). Test results are in the
+README (``experiments.eval_unrolled``). The Deep ADMM-Net data directory comes
+from ``$ADMM_NET_DATA`` (default ``../shared/data/deep-admm-net``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = ROOT / "unrolled" / "weights"
+
+ADMM = ["model=admm_net", "data=chest", "train.batch_size=4", "train.lr=1e-3"]
+GD_DENOISE = ["model=gd_mrf", "data=images", "physics=denoising", "train.loss=mse", "train.batch_size=8",
+              "train.lr=1e-3", "data.train_crops=400", "data.crop_size=64"]
+JOBS: dict[str, tuple[str, list[str]]] = {
+    # name: (weights file stem, overrides)
+    "admm_chest_r20": ("admm_net_chest_r20", [*ADMM, "physics.ratio=0.2", "train.epochs=30"]),
+    "gd_stagewise_s25": ("gd_mrf_images_s25_stagewise", [*GD_DENOISE, "physics.sigma=25", "train.epochs=40"]),
+    "gd_shared_s25": ("gd_mrf_images_s25_shared", [*GD_DENOISE, "physics.sigma=25", "model.sharing=shared",
+                                                   "train.epochs=40"]),
+    "gd_chest_r20": ("gd_mrf_chest_r20", ["model=gd_mrf", "data=chest", "physics.ratio=0.2", "model.padding=circular",
+                                          "train.batch_size=4", "train.lr=1e-3", "train.epochs=15"]),
+    "admm_chest_r30": ("admm_net_chest_r30", [*ADMM, "physics.ratio=0.3", "train.epochs=12"]),
+    "admm_chest_r40": ("admm_net_chest_r40", [*ADMM, "physics.ratio=0.4", "train.epochs=12"]),
+    "admm_chest_r50": ("admm_net_chest_r50", [*ADMM, "physics.ratio=0.5", "train.epochs=12"]),
+    "gd_nonlocal_s25": ("gd_mrf_images_s25_stagewise_nonlocal",
+                        [*GD_DENOISE, "physics.sigma=25", "model.nonlocal_range=true", "data.train_crops=200",
+                         "train.epochs=6", "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
+    "gd_stagewise_s15": ("gd_mrf_images_s15_stagewise", [*GD_DENOISE, "physics.sigma=15", "train.epochs=25",
+                                                         "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
+    "gd_stagewise_s50": ("gd_mrf_images_s50_stagewise", [*GD_DENOISE, "physics.sigma=50", "train.epochs=25",
+                                                         "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
+    "admm_mni_r20": ("admm_net_mni_r20", ["model=admm_net", "data=mni", "physics.ratio=0.2", "data.train_samples=60",
+                                          "train.batch_size=4", "train.lr=1e-3", "train.epochs=8"]),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(JOBS))
+    ap.add_argument("--out", default="runs/ship_unrolled")
+    args = ap.parse_args()
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    for job in args.only.split(","):
+        if job not in JOBS:
+            raise SystemExit(f"unknown job {job!r}; valid: {', '.join(JOBS)}")
+        stem, overrides = JOBS[job]
+        out = ROOT / args.out / job
+        cmd = [sys.executable, "-m", "experiments.train_unrolled", *overrides, "progress=false", f"hydra.run.dir={out}"]
+        if (out / "checkpoints" / "last.pt").exists():
+            cmd.append("resume=true")
+        if not (out / "metrics.json").exists():
+            print("$", " ".join(cmd[1:]), flush=True)
+            t0 = time.time()
+            subprocess.run(cmd, cwd=ROOT, check=True)
+            print(f"{job}: {(time.time() - t0) / 60:.0f} min", flush=True)
+        m = json.loads((out / "metrics.json").read_text())
+        shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
+        setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
+        card = f"""# {stem}
+
+File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
+`python scripts/ship_unrolled_weights.py --only {job}`, i.e.
+
+    python -m experiments.train_unrolled {" ".join(overrides)}
+
+- data: {m['data']} ({m['train_images']} training images{', ' + str(m['val_images']) + ' for validation'
+                                                     if m['val_images'] else ''}); setting: {setting};
+- training: {m['train_config']['optimizer']} (learning rate {m['train_config']['lr']}), loss
+  {m['train_config']['loss']}, batch {m['train_config']['batch_size']}, mode {m['train_config']['mode']},
+  {m['epochs']} epochs, {m['seconds_per_epoch']:.0f} s per epoch on one CPU thread ({m['seconds'] / 60:.0f} min);
+- final training loss {m['final_train_loss']:.5f}; weights kept: {m['selection']}.
+
+Test results (PSNR, SSIM, NRMSE on held-out images): see the README.
+"""
+        (WEIGHTS / f"{stem}.md").write_text(card)
+        print(f"shipped {stem}.pt", flush=True)
+
+
+if __name__ == "__main__":
+    main()
