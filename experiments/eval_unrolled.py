@@ -49,6 +49,14 @@ LABELS = {
 }
 
 
+def label(cfg: DictConfig, method: str) -> str:
+    if method == "init" and cfg.model.name != "admm_net":
+        return "untrained"
+    if method == "trained":
+        return {"admm_net": "ADMM-Net", "gd_mrf": "GD-MRF"}.get(cfg.model.name, "trained")
+    return LABELS[method]
+
+
 def run_method(fn, y: torch.Tensor, chunk: int = 8) -> tuple[torch.Tensor, float]:
     """Outputs in chunks, and seconds per image."""
     outs = []
@@ -208,8 +216,12 @@ def evaluate_denoising(cfg: DictConfig) -> dict[str, Any]:
         else:
             model = load_trained(cfg, None, data, y.device, x.dtype, notes, "trained")
             out, sec = run_method(lambda yy, m=model: m(yy, physics), y)
+            if cfg.model.name == "gd_mrf":
+                from unrolled.models.gd_mrf import plot_filters_and_penalties
+
+                plot_filters_and_penalties(model, out_dir / "filters.png")
         results[method] = summarize(out, x, cfg.peak, sec)
-        examples[LABELS[method]] = out[: cfg.examples]
+        examples[label(cfg, method)] = out[: cfg.examples]
         bar.update(1)
     bar.close()
     metrics = {
@@ -222,7 +234,7 @@ def evaluate_denoising(cfg: DictConfig) -> dict[str, Any]:
         "notes": notes,
     }
     write_json(out_dir / "metrics.json", metrics)
-    rows = [[LABELS[m], results[m]["psnr"], results[m]["ssim"], results[m]["seconds_per_image"]] for m in methods]
+    rows = [[label(cfg, m), results[m]["psnr"], results[m]["ssim"], results[m]["seconds_per_image"]] for m in methods]
     table = markdown_table(["method", "PSNR (dB)", "SSIM", "s/image"], rows)
     title = f"{cfg.model.name} on {data.name} test tiles ({len(x)}), Gaussian noise sigma {sigma:g}"
     (out_dir / "results.md").write_text(f"# {title}\n\n{table}")
@@ -275,7 +287,7 @@ def evaluate_mri(cfg: DictConfig) -> dict[str, Any]:
                 out, sec = run_method(lambda yy, m=model, p=physics: m(yy, p), y)
             results[method][key] = summarize(out, x, cfg.peak, sec)
             if ratio == ratios[0]:
-                examples[LABELS[method]] = out[: cfg.examples]
+                examples[label(cfg, method)] = out[: cfg.examples]
             bar.update(1)
     bar.close()
     metrics = {
@@ -292,12 +304,14 @@ def evaluate_mri(cfg: DictConfig) -> dict[str, Any]:
         ["method"] + [f"{float(r) * 100:g}% PSNR (dB)" for r in ratios] + [f"{float(r) * 100:g}% NRMSE" for r in ratios]
     )
     rows = [
-        [LABELS[m]] + [results[m][f"{r:g}"]["psnr"] for r in ratios] + [results[m][f"{r:g}"]["nrmse"] for r in ratios]
+        [label(cfg, m)]
+        + [results[m][f"{r:g}"]["psnr"] for r in ratios]
+        + [results[m][f"{r:g}"]["nrmse"] for r in ratios]
         for m in methods
     ]
     table = markdown_table(headers, rows)
     ssim_rows = [
-        [LABELS[m]]
+        [label(cfg, m)]
         + [results[m][f"{r:g}"]["ssim"] for r in ratios]
         + [results[m][f"{r:g}"]["seconds_per_image"] for r in ratios]
         for m in methods

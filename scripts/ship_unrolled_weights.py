@@ -23,28 +23,80 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "unrolled" / "weights"
 
 ADMM = ["model=admm_net", "data=chest", "train.batch_size=4", "train.lr=1e-3"]
-GD_DENOISE = ["model=gd_mrf", "data=images", "physics=denoising", "train.loss=mse", "train.batch_size=8",
-              "train.lr=1e-3", "data.train_crops=400", "data.crop_size=64"]
+GD_DENOISE = [
+    "model=gd_mrf",
+    "data=images",
+    "physics=denoising",
+    "train.loss=mse",
+    "train.batch_size=8",
+    "train.lr=1e-3",
+    "data.train_crops=400",
+    "data.crop_size=64",
+]
 JOBS: dict[str, tuple[str, list[str]]] = {
     # name: (weights file stem, overrides)
     "admm_chest_r20": ("admm_net_chest_r20", [*ADMM, "physics.ratio=0.2", "train.epochs=30"]),
     "gd_stagewise_s25": ("gd_mrf_images_s25_stagewise", [*GD_DENOISE, "physics.sigma=25", "train.epochs=40"]),
-    "gd_shared_s25": ("gd_mrf_images_s25_shared", [*GD_DENOISE, "physics.sigma=25", "model.sharing=shared",
-                                                   "train.epochs=40"]),
-    "gd_chest_r20": ("gd_mrf_chest_r20", ["model=gd_mrf", "data=chest", "physics.ratio=0.2", "model.padding=circular",
-                                          "train.batch_size=4", "train.lr=1e-3", "train.epochs=15"]),
+    "gd_shared_s25": (
+        "gd_mrf_images_s25_shared",
+        [*GD_DENOISE, "physics.sigma=25", "model.sharing=shared", "train.epochs=40"],
+    ),
+    "gd_chest_r20": (
+        "gd_mrf_chest_r20",
+        [
+            "model=gd_mrf",
+            "data=chest",
+            "physics.ratio=0.2",
+            "model.padding=circular",
+            "train.batch_size=4",
+            "train.lr=1e-3",
+            "train.epochs=15",
+        ],
+    ),
     "admm_chest_r30": ("admm_net_chest_r30", [*ADMM, "physics.ratio=0.3", "train.epochs=12"]),
     "admm_chest_r40": ("admm_net_chest_r40", [*ADMM, "physics.ratio=0.4", "train.epochs=12"]),
     "admm_chest_r50": ("admm_net_chest_r50", [*ADMM, "physics.ratio=0.5", "train.epochs=12"]),
-    "gd_nonlocal_s25": ("gd_mrf_images_s25_stagewise_nonlocal",
-                        [*GD_DENOISE, "physics.sigma=25", "model.nonlocal_range=true", "data.train_crops=200",
-                         "train.epochs=6", "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
-    "gd_stagewise_s15": ("gd_mrf_images_s15_stagewise", [*GD_DENOISE, "physics.sigma=15", "train.epochs=25",
-                                                         "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
-    "gd_stagewise_s50": ("gd_mrf_images_s50_stagewise", [*GD_DENOISE, "physics.sigma=50", "train.epochs=25",
-                                                         "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt"]),
-    "admm_mni_r20": ("admm_net_mni_r20", ["model=admm_net", "data=mni", "physics.ratio=0.2", "data.train_samples=60",
-                                          "train.batch_size=4", "train.lr=1e-3", "train.epochs=8"]),
+    "gd_nonlocal_s25": (
+        "gd_mrf_images_s25_stagewise_nonlocal",
+        [
+            *GD_DENOISE,
+            "physics.sigma=25",
+            "model.nonlocal_range=true",
+            "data.train_crops=200",
+            "train.epochs=6",
+            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
+        ],
+    ),
+    "gd_stagewise_s15": (
+        "gd_mrf_images_s15_stagewise",
+        [
+            *GD_DENOISE,
+            "physics.sigma=15",
+            "train.epochs=25",
+            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
+        ],
+    ),
+    "gd_stagewise_s50": (
+        "gd_mrf_images_s50_stagewise",
+        [
+            *GD_DENOISE,
+            "physics.sigma=50",
+            "train.epochs=25",
+            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
+        ],
+    ),
+    "admm_mni_r20": (
+        "admm_net_mni_r20",
+        [
+            "model=admm_net",
+            "data=mni",
+            "physics.ratio=0.2",
+            "data.train_samples=60",
+            "train.batch_size=4",
+            "train.lr=1e-3",
+            "train.epochs=8",
+        ],
+    ),
 }
 
 
@@ -77,12 +129,13 @@ File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
 
     python -m experiments.train_unrolled {" ".join(overrides)}
 
-- data: {m['data']} ({m['train_images']} training images{', ' + str(m['val_images']) + ' for validation'
-                                                     if m['val_images'] else ''}); setting: {setting};
-- training: {m['train_config']['optimizer']} (learning rate {m['train_config']['lr']}), loss
-  {m['train_config']['loss']}, batch {m['train_config']['batch_size']}, mode {m['train_config']['mode']},
-  {m['epochs']} epochs, {m['seconds_per_epoch']:.0f} s per epoch on one CPU thread ({m['seconds'] / 60:.0f} min);
-- final training loss {m['final_train_loss']:.5f}; weights kept: {m['selection']}.
+- data: {m["data"]} ({m["train_images"]} training images{
+            ", " + str(m["val_images"]) + " for validation" if m["val_images"] else ""
+        }); setting: {setting};
+- training: {m["train_config"]["optimizer"]} (learning rate {m["train_config"]["lr"]}), loss
+  {m["train_config"]["loss"]}, batch {m["train_config"]["batch_size"]}, mode {m["train_config"]["mode"]},
+  {m["epochs"]} epochs, {m["seconds_per_epoch"]:.0f} s per epoch on one CPU thread ({m["seconds"] / 60:.0f} min);
+- final training loss {m["final_train_loss"]:.5f}; weights kept: {m["selection"]}.
 
 Test results (PSNR, SSIM, NRMSE on held-out images): see the README.
 """

@@ -376,3 +376,39 @@ def rbf_exact(penalty: RBFPenalty, z: np.ndarray, i: int) -> np.ndarray:
     w = penalty.weight[i].detach().double().numpy()
     mu = penalty.mu.numpy()
     return (w[None] * np.exp(-((z[:, None] - mu[None]) ** 2) / (2 * penalty.gamma**2))).sum(1)
+
+
+def plot_filters_and_penalties(model: GDMRF, path, stage: int = 0, title: str = "") -> None:
+    """The filters k_i of one stage (as images) and their penalty derivatives phi_i
+    (curves), in the manner of the figures of Chen & Pock (TNRD)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    energy = model.stages[stage].energy
+    k = energy.bank.filters().detach().cpu().double()
+    F_ = k.shape[0]
+    cols = 8
+    rows = math.ceil(F_ / cols)
+    fig = plt.figure(figsize=(2.0 * cols, 2.0 * rows * 2 + 0.6), dpi=100)
+    z = torch.linspace(-0.6, 0.6, 401, dtype=torch.float64)
+    with torch.no_grad():
+        phi = energy.penalty.to(torch.float64)(z.view(1, 1, 1, -1).expand(1, F_, 1, -1))[0, :, 0].cpu()
+    energy.penalty.to(next(model.parameters()).dtype)
+    for i in range(F_):
+        ax = fig.add_subplot(2 * rows, cols, (2 * (i // cols)) * cols + i % cols + 1)
+        ax.imshow(k[i], cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"k{i + 1}", fontsize=7)
+        ax = fig.add_subplot(2 * rows, cols, (2 * (i // cols) + 1) * cols + i % cols + 1)
+        ax.plot(z.numpy(), phi[i].numpy(), lw=1)
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set_xticks([-0.5, 0, 0.5])
+        ax.tick_params(labelsize=5)
+        ax.set_title(f"phi{i + 1}", fontsize=7)
+    fig.suptitle(title or f"GD-MRF stage {stage + 1}: filters and penalty derivatives", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
