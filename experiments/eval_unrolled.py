@@ -96,7 +96,7 @@ def denoising_tag(cfg: DictConfig) -> str:
     m = cfg.model
     variant = ""
     if m.name == "gd_mrf":
-        variant = f"_{m.sharing}" + ("_nonlocal" if m.nonlocal_range else "")
+        variant = f"_{m.sharing}" + ("_nonlocal" if m.get("nonlocal") else "")
     return f"s{cfg.physics.sigma:g}{variant}"
 
 

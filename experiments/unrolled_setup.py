@@ -147,6 +147,8 @@ def build_physics(cfg: DictConfig, ratio: float | None = None, shape: tuple[int,
 def model_kwargs(cfg: DictConfig) -> dict:
     kw = OmegaConf.to_container(cfg.model, resolve=True)
     kw.pop("name")
+    if "nonlocal" in kw:  # a Python keyword: the constructor argument is nonlocal_range
+        kw["nonlocal_range"] = kw.pop("nonlocal")
     return kw
 
 

@@ -61,7 +61,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         [
             *GD_DENOISE,
             "physics.sigma=25",
-            "model.nonlocal_range=true",
+            "model.nonlocal=true",
             "data.train_crops=200",
             "train.epochs=6",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
