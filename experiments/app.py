@@ -24,14 +24,22 @@ class ConfigError(ValueError):
 
 @contextmanager
 def config_errors(what: str = "") -> Iterator[None]:
-    """Turn the ``ValueError``/``FileNotFoundError``/``KeyError`` a library raises on a
-    bad setting into a ``ConfigError``."""
+    """Turn the exception a library raises on a bad setting (``ValueError``,
+    ``TypeError`` for a value of the wrong type, ``FileNotFoundError``, ``KeyError``,
+    ``IndexError``, a missing mandatory config value) into a ``ConfigError``."""
+    from omegaconf.errors import MissingMandatoryValue
+
     try:
         yield
     except ConfigError:
         raise
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except MissingMandatoryValue as e:
+        key = getattr(e, "full_key", None) or str(e).split("\n")[0]
+        raise ConfigError(f"{what + ': ' if what else ''}{key} must be set (it has no default)") from e
+    except (ValueError, TypeError, FileNotFoundError, KeyError, IndexError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        if isinstance(e, TypeError):
+            msg = f"a setting has the wrong type ({msg}); numbers must be numbers"
         raise ConfigError(f"{what}: {msg}" if what else str(msg)) from e
 
 
@@ -50,10 +58,13 @@ def _extra_keys(base: Any, cfg: Any, prefix: str = "") -> list[str]:
     out = []
     if prefix.rstrip(".") in OPEN_NODES:
         return out
+    base_keys = set(base.keys())  # `k in base` is False for a mandatory (???) value
     for k in cfg.keys():
         path = f"{prefix}{k}"
-        if k not in base:
+        if k not in base_keys:
             out.append(path)
+        elif OmegaConf.is_missing(base, k) or OmegaConf.is_missing(cfg, k):
+            continue
         elif isinstance(base[k], DictConfig) and isinstance(cfg[k], DictConfig):
             out += _extra_keys(base[k], cfg[k], path + ".")
     return out

@@ -135,7 +135,7 @@ def load_trained(cfg: DictConfig, ratio: float | None, data, device, dtype, note
     return model.to(device=device, dtype=dtype).eval()
 
 
-def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, title: str) -> None:
+def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, title: str, peak: str = "one") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,7 +152,7 @@ def save_examples(path: Path, panels: dict[str, torch.Tensor], x: torch.Tensor, 
         axes[2 * i + 1, 0].axis("off")
         for j, name in enumerate(names):
             img = panels[name][i].abs().cpu()
-            p = float(reconstruction_metrics(panels[name][i : i + 1], x[i : i + 1])["psnr"][0])
+            p = float(reconstruction_metrics(panels[name][i : i + 1], x[i : i + 1], peak)["psnr"][0])
             axes[2 * i, j + 1].imshow(img, cmap="gray", vmin=0, vmax=1)
             axes[2 * i, j + 1].set_title(f"{name}\n{p:.2f} dB", fontsize=8)
             axes[2 * i + 1, j + 1].imshow((img - ref).abs(), cmap="inferno", vmin=0, vmax=0.15)
@@ -238,7 +238,7 @@ def evaluate_denoising(cfg: DictConfig) -> dict[str, Any]:
     table = markdown_table(["method", "PSNR (dB)", "SSIM", "s/image"], rows)
     title = f"{cfg.model.name} on {data.name} test tiles ({len(x)}), Gaussian noise sigma {sigma:g}"
     (out_dir / "results.md").write_text(f"# {title}\n\n{table}")
-    save_examples(out_dir / "examples.png", examples, x[: cfg.examples], title)
+    save_examples(out_dir / "examples.png", examples, x[: cfg.examples], title, cfg.peak)
     print("\n" + table)
     print(f"Run directory: {out_dir}\n  metrics: {out_dir / 'metrics.json'}   examples: {out_dir / 'examples.png'}")
     return metrics
@@ -322,7 +322,9 @@ def evaluate_mri(cfg: DictConfig) -> dict[str, Any]:
     )
     title = f"{cfg.model.name} on {data.name} test images ({len(x)}), PSNR peak {cfg.peak}"
     (out_dir / "results.md").write_text(f"# {title}\n\n{table}\n{table2}")
-    save_examples(out_dir / "examples.png", examples, x[: cfg.examples], f"{title}, sampling ratio {ratios[0]:g}")
+    save_examples(
+        out_dir / "examples.png", examples, x[: cfg.examples], f"{title}, sampling ratio {ratios[0]:g}", cfg.peak
+    )
     print("\n" + table + "\n" + table2)
     print(f"Run directory: {out_dir}\n  metrics: {out_dir / 'metrics.json'}   examples: {out_dir / 'examples.png'}")
     return metrics

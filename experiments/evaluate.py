@@ -135,16 +135,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         lr = spec.learning_rate
         if cfg.tune and spec.tunable:
             bar.set_postfix_str(f"tuning {spec.name}")
-            tuned = tune_learning_rate(
-                task,
-                spec.make,
-                cfg.steps,
-                tuning_seeds,
-                grid,
-                cache_file=cfg.tuning.cache_file,
-                cache_key={"task": task.config(), "optimizer": spec.name, "hparams": spec.hparams, "dtype": cfg.dtype},
-                progress=bar.update,
-            )
+            with config_errors(f"tuning {spec.name}"):
+                tuned = tune_learning_rate(
+                    task,
+                    spec.make,
+                    cfg.steps,
+                    tuning_seeds,
+                    grid,
+                    cache_file=cfg.tuning.cache_file,
+                    cache_key={
+                        "task": task.config(),
+                        "optimizer": spec.name,
+                        "hparams": spec.hparams,
+                        "dtype": cfg.dtype,
+                    },
+                    progress=bar.update,
+                )
             if tuned.cached:
                 bar.update(len(grid) * len(tuning_seeds))
             lr, entry["tuned"], entry["tuning"] = tuned.learning_rate, True, tuned.to_dict()

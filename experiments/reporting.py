@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,24 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from l2o.io import atomic_write
+from l2o.io import write_json_atomic
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write JSON atomically (temporary file, then rename); NaN becomes null."""
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        if isinstance(x, (np.floating, np.integer)):
-            return clean(x.item())
-        return x
-
-    return atomic_write(path, lambda f: json.dump(clean(obj), f, indent=2))
+    return write_json_atomic(path, obj)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

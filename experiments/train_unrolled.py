@@ -31,11 +31,10 @@ from experiments.unrolled_setup import build_model, build_physics, check_image_s
 from l2o.io import load_torch_checked, save_torch_atomic
 from unrolled.baselines.tv import zero_filling
 from unrolled.metrics import psnr
-from unrolled.models import load_model, save_model
+from unrolled.models import TRAIN_CHECKPOINT_FORMAT, load_model, model_name, save_model
 from unrolled.training import TrainConfig, UnrolledTrainer
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = "unrolled.train_checkpoint/1"
 
 
 def panel(images: list[torch.Tensor]) -> torch.Tensor:
@@ -54,7 +53,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.init_from:
         with config_errors("init_from"):
             start, _ = load_model(cfg.init_from)
-            missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+            try:
+                missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+            except RuntimeError as e:  # shapes differ
+                raise ValueError(
+                    f"{cfg.init_from} does not fit this model: {str(e).splitlines()[-1].strip()}"
+                ) from None
         if unexpected:
             raise ConfigError(f"init_from={cfg.init_from} has parameters this model lacks: {unexpected[:5]}")
         log.info("initialised from %s (parameters left at their init: %s)", cfg.init_from, missing)
@@ -86,7 +90,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if step % cfg.checkpoint_every == 0 or trainer.done():
             save_torch_atomic(
                 last_path,
-                {"format": CHECKPOINT_FORMAT, **trainer.state_dict(), "config": OmegaConf.to_yaml(cfg, resolve=True)},
+                {
+                    "format": TRAIN_CHECKPOINT_FORMAT,
+                    **trainer.state_dict(),
+                    "model_name": model_name(model),
+                    "model_config": model.config,
+                    "config": OmegaConf.to_yaml(cfg, resolve=True),
+                },
             )
         if bar is not None:
             bar.update(1)
@@ -97,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not last_path.exists():
             raise ConfigError(f"resume=true but there is no checkpoint at {last_path}; run without resume first")
         with config_errors("resume"):
-            state = load_torch_checked(last_path, CHECKPOINT_FORMAT, "training checkpoint")
+            state = load_torch_checked(last_path, TRAIN_CHECKPOINT_FORMAT, "training checkpoint")
             trainer.load_state_dict(state)
         log.info("resumed from %s (%d epochs done)", last_path, len(trainer.state.history))
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)

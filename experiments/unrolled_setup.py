@@ -35,6 +35,15 @@ def _cast(x: Tensor, real_images: bool, dtype: torch.dtype) -> Tensor:
     return x.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
 
 
+def split_files(files: list[Path], test_files: int, what: str) -> tuple[list[Path], list[Path]]:
+    """The last ``test_files`` files for testing, the others for training."""
+    require(
+        isinstance(test_files, int) and 1 <= test_files < len(files),
+        f"data.test_files must be in 1..{len(files) - 1} ({len(files)} {what} found), got {test_files!r}",
+    )
+    return files[:-test_files], files[-test_files:]
+
+
 def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test")) -> Splits:
     d = cfg.data
     require(d.name in DATASETS, f"unknown data {d.name!r}; valid choices: {', '.join(DATASETS)}")
@@ -69,11 +78,7 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
         elif d.name == "fastmri":
             from unrolled.data.fastmri import fastmri_files, load_fastmri_volume
 
-            files = fastmri_files(d.root)
-            require(
-                len(files) > d.test_files,
-                f"data.root has {len(files)} files; need more than data.test_files={d.test_files}",
-            )
+            train_files, test_files = split_files(fastmri_files(d.root), d.test_files, "volumes")
 
             def images(paths):
                 out = []
@@ -85,7 +90,7 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
                     out.append(img / img.abs().amax(dim=(-2, -1), keepdim=True).clamp(min=1e-12))
                 return torch.cat(out)
 
-            train, test, val = images(files[: -d.test_files]), images(files[-d.test_files :]), None
+            train, test, val = images(train_files), images(test_files), None
         else:
             from unrolled.data.nifti import load_nifti_slices
 
@@ -93,13 +98,15 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
             files = sorted(list(root.glob("*.nii")) + list(root.glob("*.nii.gz"))) if root.is_dir() else []
             if not files:
                 raise FileNotFoundError(f"no *.nii or *.nii.gz files in {root}")
-            require(len(files) > d.test_files, f"data.root has {len(files)} volumes; need more than {d.test_files}")
-            train = torch.cat([load_nifti_slices(p, slices=d.slices) for p in files[: -d.test_files]])
-            test = torch.cat([load_nifti_slices(p, slices=d.slices) for p in files[-d.test_files :]])
+            train_files, test_files = split_files(files, d.test_files, "volumes")
+            train = torch.cat([load_nifti_slices(p, slices=d.slices) for p in train_files])
+            test = torch.cat([load_nifti_slices(p, slices=d.slices) for p in test_files])
             val = None
 
+    device = torch_device(cfg.device)
+
     def cast(x):
-        return None if x is None else _cast(x, real, dtype)
+        return None if x is None else _cast(x, real, dtype).to(device)
 
     return Splits(cast(train), cast(val), cast(test), d.name, real)
 

@@ -37,3 +37,9 @@ def build(kind: str, name: str, registry: Mapping[str, Callable[..., Any]], kwar
     if unknown and not open_ended:
         raise ValueError(f"unknown argument(s) {unknown} for {kind} {name!r}; valid: {', '.join(valid)}")
     return factory(**kwargs)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raises ValueError unless ``value`` is an int >= 1 (not a bool or a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")

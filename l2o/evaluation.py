@@ -193,7 +193,7 @@ def tune_learning_rate(
                 progress()
         scores.append(float(np.mean(finals)))
     if not any(math.isfinite(s) for s in scores):
-        raise RuntimeError(f"every learning rate in {list(grid)} diverged on {task.name}; widen the grid downwards")
+        raise ValueError(f"every learning rate in {list(grid)} diverged on {task.name}; widen the grid downwards")
     best = float(grid[int(np.argmin(scores))])
     result = TuningResult(best, list(grid), scores, list(seeds))
     if key is not None:

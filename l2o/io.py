@@ -27,8 +27,24 @@ def atomic_write(path: str | Path, write: Any, mode: str = "w") -> Path:
     return path
 
 
+def json_clean(x: Any) -> Any:
+    """Plain JSON: non-finite floats become null, NumPy scalars Python numbers."""
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): json_clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_clean(v) for v in x]
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
+        return json_clean(x.item())
+    return x
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return atomic_write(path, lambda f: json.dump(obj, f, indent=2, default=float))
+    """Write JSON through a temporary file and a rename; NaN/Inf become null."""
+    return atomic_write(path, lambda f: json.dump(json_clean(obj), f, indent=2))
 
 
 def save_torch_atomic(path: str | Path, obj: Any) -> Path:
@@ -64,3 +80,27 @@ def load_torch_checked(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{what} {path} is not a '{fmt}' file (found format {found!r})")
     return obj
+
+
+def save_named(path: str | Path, fmt: str, name: str, module: Any, **extra: Any) -> Path:
+    """A module's registry name, constructor arguments (``module.config``) and
+    parameters, written atomically as a ``fmt`` file."""
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return save_torch_atomic(path, {"format": fmt, "name": name, "config": module.config, "state_dict": state, **extra})
+
+
+def build_named(obj: dict[str, Any], path: str | Path, registry: dict[str, Any], kind: str, **overrides: Any) -> Any:
+    """Rebuild ``registry[obj["name"]](**config)`` and load ``obj["state_dict"]`` into it.
+
+    Raises:
+        ValueError: unknown name, or parameters that do not fit the module.
+    """
+    from l2o.checked_call import build
+
+    if obj.get("name") not in registry:
+        raise ValueError(f"{path}: unknown {kind} {obj.get('name')!r}; valid: {', '.join(registry)}")
+    module = build(kind, obj["name"], registry, {**obj["config"], **overrides})
+    missing, unexpected = module.load_state_dict(obj["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: parameters do not fit {obj['name']} (missing {missing}, unexpected {unexpected})")
+    return module

@@ -264,3 +264,43 @@ def test_chest_without_data_gives_one_clear_error(tmp_path):
         "experiments.eval_unrolled", "data=chest", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}"
     )
     assert proc.returncode == 2 and "is not the Deep ADMM-Net data directory" in proc.stderr
+
+
+def test_greedy_training_of_gd_mrf_resumes_at_the_stage_boundary():
+    """A model whose state holds per-image block-matching indices trains greedily,
+    and a checkpoint taken when a stage ends resumes at the next stage."""
+    from unrolled.models.gd_mrf import GDMRF
+    from unrolled.physics.denoising import Denoising
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 16, 16, generator=g)
+    phys = Denoising(25)
+    cfg = TrainConfig(epochs=2, batch_size=3, mode="greedy", lr=1e-3)
+
+    def make():
+        torch.manual_seed(0)
+        return GDMRF(stages=2, num_filters=4, filter_size=3)
+
+    straight = UnrolledTrainer(make(), phys, x[:4], x[4:], cfg)
+    straight.fit()
+    first = UnrolledTrainer(make(), phys, x[:4], x[4:], cfg)
+    first.step()
+    first.step()  # stage 0 done
+    state = first.state_dict()
+    assert (state["stage"], state["epoch"]) == (1, 0)
+    second = UnrolledTrainer(make(), phys, x[:4], x[4:], cfg)
+    second.load_state_dict(state)
+    second.fit()
+    assert [(h["stage"], h["epoch"]) for h in second.state.history] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, second.model.state_dict()[k]), k
+
+
+def test_equispaced_mask_stays_in_bounds():
+    from unrolled.physics.masks import EquispacedCartesianMask
+
+    for W in (96, 255, 256):
+        for ratio in (0.15, 0.25, 0.4, 0.6):
+            for seed in range(6):
+                m = EquispacedCartesianMask(ratio, 0.04)((8, W), torch.Generator().manual_seed(seed))
+                assert m.shape == (8, W) and 0 < m.mean() <= 1

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from l2o.checked_call import check_positive_int
 from unrolled.metrics import nrmse
 from unrolled.models.base import UnrolledModel
 
@@ -55,7 +56,8 @@ class TrainConfig:
     optimizer: ``adam`` or ``lbfgs``.
     lr: learning rate (L-BFGS: its step size, 1 with line search).
     mode: ``end_to_end``, ``checkpoint`` or ``greedy``.
-    lbfgs_iterations: L-BFGS iterations per outer step; lbfgs_chunk: images per chunk.
+    lbfgs_iterations: L-BFGS iterations per outer step; lbfgs_chunk: images per chunk
+        (the recorded training loss of an L-BFGS epoch is the loss before its step).
     grad_clip: global gradient-norm clip for Adam (0: off).
     lr_decay: multiply the Adam learning rate by this every epoch.
     seed: fixes the batch order and any measurement noise.
@@ -81,8 +83,7 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid choices: {', '.join(LOSSES)}")
         for name in ("epochs", "batch_size", "lbfgs_iterations", "lbfgs_chunk"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_positive_int(name, getattr(self, name))
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -233,6 +234,13 @@ class UnrolledTrainer:
                     "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
                 }
         self.state.history.append(record)
+        if cfg.mode == "greedy" and self.state.epoch >= cfg.epochs:
+            # the next stage starts now, before the callback, so that a checkpoint it writes resumes there
+            self.state.stage += 1
+            self.state.epoch = 0
+            self._cache = None
+            if self.state.stage < len(self.model.stages):
+                self.optimizer = self._make_optimizer()
         if self.on_epoch is not None:
             self.on_epoch(self, record)
         return record
@@ -243,15 +251,8 @@ class UnrolledTrainer:
         return self.state.stage >= len(self.model.stages)
 
     def step(self) -> dict[str, Any]:
-        """One epoch; in greedy mode, move to the next stage when this one is done."""
-        record = self.epoch()
-        if self.cfg.mode == "greedy" and self.state.epoch >= self.cfg.epochs:
-            self.state.stage += 1
-            self.state.epoch = 0
-            self._cache = None
-            if self.state.stage < len(self.model.stages):
-                self.optimizer = self._make_optimizer()
-        return record
+        """One epoch (in greedy mode, the last epoch of a stage moves to the next)."""
+        return self.epoch()
 
     def fit(self) -> list[dict[str, Any]]:
         while not self.done():

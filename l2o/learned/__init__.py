@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from l2o.checked_call import build
-from l2o.io import load_torch_checked, save_torch_atomic
+from l2o.io import build_named, load_torch_checked, save_named
 from l2o.learned.base import LearnedOptimizer, LearnedState, flatten, unflatten
 from l2o.learned.dm import DMOptimizer
 from l2o.learned.hyperadam import HyperAdam
@@ -30,10 +30,7 @@ def make_learned(name: str, **config: Any) -> LearnedOptimizer:
 
 def save_learned(path: str | Path, opt: LearnedOptimizer, **extra: Any) -> Path:
     """Write ``opt``'s name, constructor arguments and meta-parameters atomically."""
-    state = {k: v.detach().cpu() for k, v in opt.state_dict().items()}
-    return save_torch_atomic(
-        path, {"format": WEIGHTS_FORMAT, "name": opt.name, "config": opt.config, "state_dict": state, **extra}
-    )
+    return save_named(path, WEIGHTS_FORMAT, opt.name, opt, **extra)
 
 
 def load_learned(path: str | Path) -> LearnedOptimizer:
@@ -54,15 +51,7 @@ def load_learned(path: str | Path) -> LearnedOptimizer:
         except ValueError:
             raise first from None
         obj = ckpt["learned"]
-    if obj.get("name") not in LEARNED:
-        raise ValueError(f"{path}: unknown learned optimizer {obj.get('name')!r}; valid: {', '.join(LEARNED)}")
-    opt = make_learned(obj["name"], **obj["config"])
-    missing, unexpected = opt.load_state_dict(obj["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: meta-parameters do not fit {obj['name']} (missing {missing}, unexpected {unexpected})"
-        )
-    return opt
+    return build_named(obj, path, LEARNED, "learned optimizer")
 
 
 def pretrained_path(name: str, task: str = "mnist_mlp") -> Path:

@@ -99,3 +99,20 @@ def column_normalize(x: Tensor, eps: float = 1e-16) -> Tensor:
     """``x / sqrt(||x||^2 + eps)`` with the norm over the coordinates (dim 1) of
     each instance and feature: the normalisation of HyperAdam's AdamCell inputs."""
     return x * torch.rsqrt((x * x).sum(dim=1, keepdim=True) + eps)
+
+
+def lstm_stack_slots(x: Tensor, hidden: int, layers: int) -> dict[str, Tensor]:
+    """Zero ``h{i}``, ``c{i}`` states (B, N, hidden) of a coordinatewise LSTM stack."""
+    z = x.new_zeros(*x.shape, hidden)
+    return {f"{s}{i}": z for i in range(layers) for s in "hc"}
+
+
+def run_lstm_stack(cells, inp: Tensor, slots: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Run stacked LSTM cells (``LSTMCellParams``) one step; returns the top hidden
+    state and the new ``h{i}``, ``c{i}`` slots."""
+    new = {}
+    for i, cell in enumerate(cells):
+        h, c = cell(inp, slots[f"h{i}"], slots[f"c{i}"])
+        new[f"h{i}"], new[f"c{i}"] = h, c
+        inp = h
+    return inp, new

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from l2o.cells import Linear, LSTMCellParams
-from l2o.learned.base import LearnedOptimizer
+from l2o.learned.base import LearnedOptimizer, lstm_stack_slots, run_lstm_stack
 
 _F32_EPS = float(torch.finfo(torch.float32).eps)
 
@@ -98,15 +98,9 @@ class DMOptimizer(LearnedOptimizer):
         self.out.reset_parameters(generator)
 
     def init_flat(self, x: Tensor) -> dict[str, Tensor]:
-        z = x.new_zeros(*x.shape, self.hidden)
-        return {f"{s}{i}": z for i in range(len(self.lstm)) for s in "hc"}
+        return lstm_stack_slots(x, self.hidden, len(self.lstm))
 
     def step_flat(self, g, slots, count, x):
         inp = g[..., None] if self.preprocess == "none" else preprocess_gradient(g, self.preprocess, self.p)
-        new = {}
-        for i, cell in enumerate(self.lstm):
-            h, c = cell(inp, slots[f"h{i}"], slots[f"c{i}"])
-            new[f"h{i}"], new[f"c{i}"] = h, c
-            inp = h
-        step = self.output_scale * self.out(inp).squeeze(-1)
-        return step, new
+        top, new = run_lstm_stack(self.lstm, inp, slots)
+        return self.output_scale * self.out(top).squeeze(-1), new

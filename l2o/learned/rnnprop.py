@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from l2o.cells import Linear, LSTMCellParams
-from l2o.learned.base import LearnedOptimizer
+from l2o.learned.base import LearnedOptimizer, lstm_stack_slots, run_lstm_stack
 
 
 class RNNprop(LearnedOptimizer):
@@ -62,10 +62,7 @@ class RNNprop(LearnedOptimizer):
         self.out.reset_parameters(generator)
 
     def init_flat(self, x: Tensor) -> dict[str, Tensor]:
-        z = x.new_zeros(*x.shape, self.hidden)
-        slots = {f"{s}{i}": z for i in range(len(self.lstm)) for s in "hc"}
-        slots["m"], slots["v"] = torch.zeros_like(x), torch.zeros_like(x)
-        return slots
+        return {**lstm_stack_slots(x, self.hidden, len(self.lstm)), "m": torch.zeros_like(x), "v": torch.zeros_like(x)}
 
     def step_flat(self, g, slots, count, x):
         t = count + 1
@@ -74,11 +71,6 @@ class RNNprop(LearnedOptimizer):
         # sqrt of v_hat + 1e-30: no infinite derivative at v = 0 (second-order meta-gradients)
         s = torch.sqrt(v / (1 - self.b2**t) + 1e-30) + self.eps
         features = torch.stack([g / s, m / (1 - self.b1**t) / s], dim=-1)
-        inp = F.elu(self.inp(features))
-        new = {"m": m, "v": v}
-        for i, cell in enumerate(self.lstm):
-            h, c = cell(inp, slots[f"h{i}"], slots[f"c{i}"])
-            new[f"h{i}"], new[f"c{i}"] = h, c
-            inp = h
-        step = -self.alpha * torch.tanh(self.out(inp).squeeze(-1))
-        return step, new
+        top, new = run_lstm_stack(self.lstm, F.elu(self.inp(features)), slots)
+        step = -self.alpha * torch.tanh(self.out(top).squeeze(-1))
+        return step, {**new, "m": m, "v": v}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from l2o.checked_call import check_positive_int
 from l2o.evaluation import evaluate_optimizer
 from l2o.learned.base import LearnedOptimizer
 from l2o.meta.optimizee import BatchedOptimizee
@@ -68,8 +69,7 @@ class MetaTrainConfig:
         if self.meta_loss not in META_LOSSES:
             raise ValueError(f"unknown meta_loss {self.meta_loss!r}; valid choices: {', '.join(META_LOSSES)}")
         for name in ("unroll", "truncations", "meta_batch"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            check_positive_int(name, getattr(self, name))
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

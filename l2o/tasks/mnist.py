@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from l2o.cells import trunc_normal_
 from l2o.data.mnist import MNISTSplits, load_mnist
 from l2o.tasks.base import Batch, Params, Task
 
@@ -23,9 +24,7 @@ def _cached_mnist(source: str, root: str | None) -> MNISTSplits:
 
 def _trunc_normal(shape, std: float, generator: torch.Generator) -> Tensor:
     """N(0, std^2) truncated at two standard deviations (Sonnet's default Linear init)."""
-    w = torch.empty(shape, dtype=torch.float64)
-    torch.nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std, generator=generator)
-    return w
+    return trunc_normal_(torch.empty(shape, dtype=torch.float64), std, generator)
 
 
 class MNISTTask(Task):

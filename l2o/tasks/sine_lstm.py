@@ -36,8 +36,8 @@ class SineLSTMTask(Task):
         super().__init__(**kw)
         if layers not in (1, 2):
             raise ValueError(f"layers must be 1 or 2, got {layers}")
-        if hidden < 1 or batch_size < 1 or seq_len < 1:
-            raise ValueError("hidden, batch_size and seq_len must be >= 1")
+        if hidden < 1 or batch_size < 1 or seq_len < 1 or eval_size < 1:
+            raise ValueError("hidden, batch_size, seq_len and eval_size must be >= 1")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
         self.layers, self.hidden, self.noise = int(layers), int(hidden), float(noise)
@@ -118,4 +118,5 @@ class SineLSTMTask(Task):
             "noise": self.noise,
             "batch_size": self.batch_size,
             "seq_len": self.seq_len,
+            "eval_size": self.eval_size,
         }

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from l2o.checked_call import build
-from l2o.io import load_torch_checked, save_torch_atomic
+from l2o.io import build_named, load_torch_checked, save_named
 from unrolled.models.admm_net import ADMMNet, load_authors_network
 from unrolled.models.base import UnrolledModel
 from unrolled.models.gd_mrf import GDMRF
 
 MODELS: dict[str, Any] = {"admm_net": ADMMNet, "gd_mrf": GDMRF}
 WEIGHTS_FORMAT = "unrolled.model/1"
+TRAIN_CHECKPOINT_FORMAT = "unrolled.train_checkpoint/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
@@ -29,28 +30,27 @@ def model_name(model: UnrolledModel) -> str:
 
 
 def save_model(path: str | Path, model: UnrolledModel, **extra: Any) -> Path:
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return save_torch_atomic(
-        path,
-        {"format": WEIGHTS_FORMAT, "name": model_name(model), "config": model.config, "state_dict": state, **extra},
-    )
+    return save_named(path, WEIGHTS_FORMAT, model_name(model), model, **extra)
 
 
 def load_model(path: str | Path, **overrides: Any) -> tuple[UnrolledModel, dict[str, Any]]:
     """A model and the file's extra fields, from ``save_model``'s file or a training
-    checkpoint (``weights_only=True``). ``overrides`` replace constructor arguments
-    that do not change the parameters (e.g. ``real_images``).
+    checkpoint of ``experiments.train_unrolled`` (``weights_only=True``).
+    ``overrides`` replace constructor arguments that do not change the parameters
+    (e.g. ``real_images``).
 
     Raises:
         FileNotFoundError, ValueError: missing, truncated or foreign file.
     """
-    obj = load_torch_checked(path, WEIGHTS_FORMAT, "unrolled-model weights")
-    if obj.get("name") not in MODELS:
-        raise ValueError(f"{path}: unknown model {obj.get('name')!r}; valid: {', '.join(MODELS)}")
-    model = make_model(obj["name"], **{**obj["config"], **overrides})
-    missing, unexpected = model.load_state_dict(obj["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit {obj['name']} (missing {missing}, unexpected {unexpected})")
+    try:
+        obj = load_torch_checked(path, WEIGHTS_FORMAT, "unrolled-model weights")
+    except ValueError as first:
+        try:
+            ck = load_torch_checked(path, TRAIN_CHECKPOINT_FORMAT, "training checkpoint")
+        except ValueError:
+            raise first from None
+        obj = {"name": ck["model_name"], "config": ck["model_config"], "state_dict": ck["model"]}
+    model = build_named(obj, path, MODELS, "model", **overrides)
     extra = {k: v for k, v in obj.items() if k not in ("format", "name", "config", "state_dict")}
     return model, extra
 

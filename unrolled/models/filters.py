@@ -122,7 +122,7 @@ def pad_adjoint(v: Tensor, p: int, mode: str) -> Tensor:
     return out[:, : H * W].reshape(*lead, H, W)
 
 
-class FilterBank(nn.Module):
+class FilterBank(DCTFilters):
     """``F`` zero-mean s x s filters, each a learned combination of the 2-D DCT atoms
     without DC (initialised to the first F atoms), with the correlation
     ``K x = [k_i (x) x]_i`` and its exact adjoint under a padding rule.
@@ -131,17 +131,12 @@ class FilterBank(nn.Module):
     """
 
     def __init__(self, num_filters: int = 48, size: int = 7, padding: str = "symmetric"):
-        super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"unknown padding {padding!r}; valid choices: {', '.join(PADDINGS)}")
         if size % 2 == 0 or size < 3:
             raise ValueError(f"filter size must be odd and >= 3, got {size}")
-        self.size, self.padding = size, padding
-        self.weight = nn.Parameter(torch.eye(size * size - 1, num_filters))
-
-    def filters(self) -> Tensor:
-        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)
-        return torch.einsum("ml,mab->lab", self.weight, basis)
+        super().__init__(num_filters, size)
+        self.padding = padding
 
     def K(self, x: Tensor, filters: Tensor | None = None) -> Tensor:
         k = self.filters() if filters is None else filters

@@ -359,7 +359,10 @@ class GDMRF(UnrolledModel):
         x = physics.zero_filled(y)
         if self.real_images and x.is_complex():
             x = x.real
-        matches = self.matcher(x) if self.matcher is not None else torch.zeros(0, dtype=torch.long)
+        if self.matcher is not None:
+            matches = self.matcher(x)
+        else:  # no matches, but a batch dimension, so that trainers can index the state per image
+            matches = torch.zeros(x.shape[0], 0, dtype=torch.long, device=x.device)
         return x, matches
 
     def output(self, state: State, y: Tensor, physics) -> Tensor:

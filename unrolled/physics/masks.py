@@ -102,7 +102,8 @@ class EquispacedCartesianMask(RandomCartesianMask):
         spacing = max(1.0, (W - n) / max(W * self.ratio - n, 1e-9))
         offset = int(torch.randint(0, max(1, round(spacing)), (1,), generator=generator))
         cols = torch.zeros(W, dtype=torch.bool)
-        cols[np.round(np.arange(offset, W - 1e-9, spacing)).astype(int)] = True
+        idx = np.round(np.arange(offset, W - 1e-9, spacing)).astype(int)
+        cols[idx[idx < W]] = True
         cols[start : start + n] = True
         return cols.float().expand(H, W).clone()
 

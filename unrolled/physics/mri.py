@@ -83,7 +83,8 @@ class MRI:
 
     def gram_spectrum(self) -> Tensor:
         """The Fourier-domain diagonal of ``A^H A`` (``F^H diag(.) F``, unitary F)."""
-        return self.mask if self.fft_norm == "ortho" else self.n * self.mask
+        m2 = self.mask * self.mask
+        return m2 if self.fft_norm == "ortho" else self.n * m2
 
     def solve(self, b: Tensor, rho: float | Tensor) -> Tensor:
         """``(A^H A + rho I)^{-1} b``, as a division in k-space (the Gram matrix is
@@ -97,12 +98,12 @@ class MRI:
         where ``S = F^H diag(spectrum) F`` is any Fourier-diagonal operator (e.g.
         ``sum_k rho_k H_k^T H_k`` for circular convolutions H_k)::
 
-            x = F^H [(M y_u + F rhs) / (M + spectrum)]
+            x = F^H [(M y_u + F rhs) / (M^2 + spectrum)]
 
         Frequencies where ``M + spectrum = 0`` get the denominator 1e-6 (as in
         the Deep ADMM-Net code). ``spectrum`` is (H, W) or broadcastable to (B, H, W).
         """
-        denom = self.mask + spectrum
+        denom = self.mask * self.mask + spectrum
         denom = torch.where(denom == 0, torch.full_like(denom, 1e-6), denom)
         num = self.mask * self.unitary(y)
         if rhs is not None:
