@@ -39,7 +39,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     "gd_stagewise_s25": ("gd_mrf_images_s25_stagewise", [*GD_DENOISE, "physics.sigma=25", "train.epochs=40"]),
     "gd_shared_s25": (
         "gd_mrf_images_s25_shared",
-        [*GD_DENOISE, "physics.sigma=25", "model.sharing=shared", "train.epochs=40"],
+        [*GD_DENOISE, "physics.sigma=25", "model.sharing=shared", "train.epochs=25"],
     ),
     "gd_chest_r20": (
         "gd_mrf_chest_r20",
@@ -50,7 +50,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "model.padding=circular",
             "train.batch_size=4",
             "train.lr=1e-3",
-            "train.epochs=15",
+            "train.epochs=10",
         ],
     ),
     "admm_chest_r30": ("admm_net_chest_r30", [*ADMM, "physics.ratio=0.3", "train.epochs=12"]),
@@ -62,8 +62,8 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             *GD_DENOISE,
             "physics.sigma=25",
             "model.nonlocal=true",
-            "data.train_crops=200",
-            "train.epochs=6",
+            "data.train_crops=120",
+            "train.epochs=3",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
         ],
     ),
@@ -72,7 +72,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         [
             *GD_DENOISE,
             "physics.sigma=15",
-            "train.epochs=25",
+            "train.epochs=15",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
         ],
     ),
@@ -81,7 +81,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         [
             *GD_DENOISE,
             "physics.sigma=50",
-            "train.epochs=25",
+            "train.epochs=15",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
         ],
     ),
@@ -94,7 +94,7 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "data.train_samples=60",
             "train.batch_size=4",
             "train.lr=1e-3",
-            "train.epochs=8",
+            "train.epochs=6",
         ],
     ),
 }
