@@ -123,15 +123,15 @@ def trained_weights(cfg: DictConfig, ratio: float | None) -> tuple[Path, str]:
     return nearest, f"shipped, trained at ratio {int(nearest.stem.rsplit('_r', 1)[1]) / 100}"
 
 
-def load_trained(cfg: DictConfig, ratio: float | None, data, device, dtype, notes: dict, key: str):
+def load_trained(cfg: DictConfig, ratio: float | None, data, device, dtype, notes: dict, key: str | None):
     path, origin = trained_weights(cfg, ratio)
     with config_errors("checkpoint"):
         model, extra = load_model(path, real_images=data.real_images)
-    notes.setdefault("trained", {})[key] = {
-        "weights": str(path),
-        "origin": origin,
-        **{k: v for k, v in extra.items() if k != "history"},
-    }
+    info = {"weights": str(path), "origin": origin, **{k: v for k, v in extra.items() if k != "history"}}
+    if key is None:  # denoising: one setting
+        notes["trained"] = info
+    else:  # MRI: one entry per ratio
+        notes.setdefault("trained", {})[key] = info
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -217,7 +217,7 @@ def evaluate_denoising(cfg: DictConfig) -> dict[str, Any]:
             model = build_model(cfg).eval()
             out, sec = run_method(lambda yy, m=model: m(yy, physics), y)
         else:
-            model = load_trained(cfg, None, data, y.device, x.dtype, notes, "trained")
+            model = load_trained(cfg, None, data, y.device, x.dtype, notes, None)
             out, sec = run_method(lambda yy, m=model: m(yy, physics), y)
             if cfg.model.name == "gd_mrf":
                 from unrolled.models.gd_mrf import plot_filters_and_penalties
