@@ -180,6 +180,8 @@ def test_trainer_resume_equals_uninterrupted():
         UnrolledTrainer(ADMMNet(stages=2).double(), phys, x[:4], None, TrainConfig(epochs=5)).load_state_dict(state)
     with pytest.raises(ValueError, match="valid choices: end_to_end, checkpoint, greedy"):
         TrainConfig(mode="layerwise")
+    with pytest.raises(ValueError, match="greedy training needs stage-wise parameters"):
+        UnrolledTrainer(ADMMNet(stages=2, shared_weights=True).double(), phys, x[:4], None, TrainConfig(mode="greedy"))
 
 
 def run_app(module, *args):

@@ -119,6 +119,16 @@ class UnrolledTrainer:
         self.model, self.physics, self.cfg = model, physics, config
         self.x_train, self.x_val = x_train, x_val
         self.on_epoch = on_epoch
+        if config.mode == "greedy":
+            seen: set[int] = set()
+            for stage in model.stages:
+                ids = {id(p) for p in stage.parameters()}
+                if ids & seen:
+                    raise ValueError(
+                        "greedy training needs stage-wise parameters; this model's stages share "
+                        "parameters (use train.mode=end_to_end or checkpoint)"
+                    )
+                seen |= ids
         self.state = TrainerState()
         self._cache: tuple[Tensor, ...] | None = None  # greedy: states after the frozen stages
         self.y_train = self._measure(x_train, 0)
