@@ -85,6 +85,29 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
         ],
     ),
+    # follow-ups: a longer shared-energy unroll, and a fine-tune of the stage-wise model at a lower rate
+    "gd_shared_s25_k10": (
+        "gd_mrf_images_s25_shared",
+        [
+            *GD_DENOISE,
+            "physics.sigma=25",
+            "model.sharing=shared",
+            "model.stages=10",
+            "train.epochs=12",
+            "init_from=unrolled/weights/gd_mrf_images_s25_shared.pt",
+        ],
+    ),
+    "gd_stagewise_s25_ft": (
+        "gd_mrf_images_s25_stagewise",
+        [
+            *GD_DENOISE,
+            "physics.sigma=25",
+            "data.train_crops=800",
+            "train.lr=3e-4",
+            "train.epochs=8",
+            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
+        ],
+    ),
     "admm_mni_r20": (
         "admm_net_mni_r20",
         [
@@ -98,6 +121,10 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+
+
+# follow-up jobs write the same file as another job only if their validation loss is lower
+REPLACES = {"gd_shared_s25_k10": "gd_shared_s25", "gd_stagewise_s25_ft": "gd_stagewise_s25"}
 
 
 def main() -> None:
@@ -120,6 +147,19 @@ def main() -> None:
             subprocess.run(cmd, cwd=ROOT, check=True)
             print(f"{job}: {(time.time() - t0) / 60:.0f} min", flush=True)
         m = json.loads((out / "metrics.json").read_text())
+        if job in REPLACES:
+            old = json.loads((ROOT / args.out / REPLACES[job] / "metrics.json").read_text())
+            if not m["best_val_loss"] < old["best_val_loss"]:
+                print(
+                    f"{job}: validation loss {m['best_val_loss']:.6f} is not below {REPLACES[job]}'s "
+                    f"{old['best_val_loss']:.6f}; {stem}.pt kept",
+                    flush=True,
+                )
+                continue
+            print(
+                f"{job}: validation loss {m['best_val_loss']:.6f} < {old['best_val_loss']:.6f}: replaces {stem}.pt",
+                flush=True,
+            )
         shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
         card = f"""# {stem}
