@@ -154,7 +154,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "final_train_loss": history[-1]["train_loss"] if history else math.nan,
         "best_val_loss": trainer.state.best["val_loss"],
         "selection": selection,
-        "seconds": time.perf_counter() - start,
+        # training time of all epochs, resumed runs included; wall clock of this call separately
+        "seconds": sum(h["seconds"] for h in history),
+        "seconds_this_call": time.perf_counter() - start,
         "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
         "history": history,
         "model_file": str(model_path),
