@@ -110,6 +110,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             state = load_torch_checked(last_path, TRAIN_CHECKPOINT_FORMAT, "training checkpoint")
             trainer.load_state_dict(state)
         log.info("resumed from %s (%d epochs done)", last_path, len(trainer.state.history))
+    elif cfg.init_from:  # the start is a candidate too: fine-tuning keeps it if no epoch beats it
+        log.info("validation loss of the initial weights: %s", trainer.validate_start())
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     total = tcfg.epochs * (len(model.stages) if tcfg.mode == "greedy" else 1)
     bar = tqdm(

@@ -33,6 +33,14 @@ GD_DENOISE = [
     "data.train_crops=400",
     "data.crop_size=64",
 ]
+
+
+def over(base: list[str], *changes: str) -> list[str]:
+    """``base`` overrides with ``changes`` replacing those of the same key (or added)."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [b for b in base if b.split("=", 1)[0] not in keys] + list(changes)
+
+
 JOBS: dict[str, tuple[str, list[str]]] = {
     # name: (weights file stem, overrides)
     "admm_chest_r20": ("admm_net_chest_r20", [*ADMM, "physics.ratio=0.2", "train.epochs=30"]),
@@ -56,16 +64,17 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     "admm_chest_r30": ("admm_net_chest_r30", [*ADMM, "physics.ratio=0.3", "train.epochs=12"]),
     "admm_chest_r40": ("admm_net_chest_r40", [*ADMM, "physics.ratio=0.4", "train.epochs=12"]),
     "admm_chest_r50": ("admm_net_chest_r50", [*ADMM, "physics.ratio=0.5", "train.epochs=12"]),
-    "gd_nonlocal_s25": (
+    "gd_nonlocal_s25": (  # fine-tuned from the local model (range filters start at zero), at a lower rate
         "gd_mrf_images_s25_stagewise_nonlocal",
-        [
-            *GD_DENOISE,
+        over(
+            GD_DENOISE,
             "physics.sigma=25",
             "model.nonlocal=true",
             "data.train_crops=120",
-            "train.epochs=3",
+            "train.lr=1e-4",
+            "train.epochs=6",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
-        ],
+        ),
     ),
     "gd_stagewise_s15": (
         "gd_mrf_images_s15_stagewise",

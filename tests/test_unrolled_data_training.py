@@ -306,3 +306,15 @@ def test_equispaced_mask_stays_in_bounds():
             for seed in range(6):
                 m = EquispacedCartesianMask(ratio, 0.04)((8, W), torch.Generator().manual_seed(seed))
                 assert m.shape == (8, W) and 0 < m.mean() <= 1
+
+
+def test_fine_tuning_keeps_the_start_when_no_epoch_beats_it():
+    x, phys = tiny_problem()
+    net = ADMMNet(stages=2).double()
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    trainer = UnrolledTrainer(net, phys, x[:4], x[4:], TrainConfig(epochs=2, batch_size=2, lr=1.0))
+    loss0 = trainer.validate_start()
+    trainer.fit()
+    assert all(h["val_loss"] > loss0 for h in trainer.state.history)  # lr 1.0 wrecks the Init-Net
+    assert trainer.state.best["epoch"] == 0 and trainer.state.best["val_loss"] == loss0
+    assert all(torch.equal(trainer.state.best["state_dict"][k], v) for k, v in start.items())

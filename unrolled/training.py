@@ -255,6 +255,21 @@ class UnrolledTrainer:
             self.on_epoch(self, record)
         return record
 
+    def validate_start(self) -> float | None:
+        """Validate the model as it is before any epoch and keep it as the best so far,
+        so that fine-tuning from other weights never keeps weights worse than its start.
+        Returns the validation loss (None without validation images or in greedy mode)."""
+        if self.y_val is None or self.state.history or self.cfg.mode == "greedy":
+            return None
+        val = self.evaluate(self.y_val, self.x_val)
+        if val["loss"] < self.state.best["val_loss"]:
+            self.state.best = {
+                "val_loss": val["loss"],
+                "epoch": 0,
+                "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            }
+        return val["loss"]
+
     def done(self) -> bool:
         if self.cfg.mode != "greedy":
             return self.state.epoch >= self.cfg.epochs
