@@ -2,7 +2,7 @@
 MNIST MLP (784-20-10) with sigmoid, ReLU, ELU and tanh, mean over 100 seeds, for
 tuned Adam and the shipped DMoptimizer, RNNprop and HyperAdam.
 
-    python scripts/l2o_table1.py [--seeds 100] [--out runs/table1]
+    python scripts/l2o_table1.py [--seeds 100] [--out runs/table1] [--activations sigmoid,relu]
 
 Runs ``experiments.evaluate`` once per activation and prints a Markdown table with
 the paper's numbers beside ours.
@@ -31,9 +31,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--out", default="runs/table1")
+    ap.add_argument(
+        "--activations",
+        default=",".join(ACTIVATIONS),
+        help="run only these (comma-separated; e.g. two processes on two cores); the table needs all four",
+    )
     args = ap.parse_args()
+    todo = args.activations.split(",")
+    bad = [a for a in todo if a not in ACTIVATIONS]
+    if bad:
+        raise SystemExit(f"unknown activation(s) {bad}; valid: {', '.join(ACTIVATIONS)}")
     results = {}
-    for act in ACTIVATIONS:
+    for act in todo:
         out = ROOT / args.out / act
         if not (out / "metrics.json").exists():
             cmd = [
@@ -52,6 +61,11 @@ def main() -> None:
             print("$ python", " ".join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=ROOT, check=True)
         results[act] = json.loads((out / "metrics.json").read_text())["results"]
+    missing = [a for a in ACTIVATIONS if not (ROOT / args.out / a / "metrics.json").exists()]
+    if missing:
+        print(f"done: {todo}; still to run for the table: {missing}")
+        return
+    results = {a: json.loads((ROOT / args.out / a / "metrics.json").read_text())["results"] for a in ACTIVATIONS}
     names = {"adam": "Adam (tuned)", "dm": "DMoptimizer", "rnnprop": "RNNprop", "hyperadam": "HyperAdam"}
     lines = [
         "| optimizer | " + " | ".join(f"{a} (ours / paper)" for a in ACTIVATIONS) + " |",
