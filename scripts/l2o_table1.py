@@ -41,7 +41,6 @@ def main() -> None:
     bad = [a for a in todo if a not in ACTIVATIONS]
     if bad:
         raise SystemExit(f"unknown activation(s) {bad}; valid: {', '.join(ACTIVATIONS)}")
-    results = {}
     for act in todo:
         out = ROOT / args.out / act
         if not (out / "metrics.json").exists():
@@ -60,7 +59,6 @@ def main() -> None:
             ]
             print("$ python", " ".join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=ROOT, check=True)
-        results[act] = json.loads((out / "metrics.json").read_text())["results"]
     missing = [a for a in ACTIVATIONS if not (ROOT / args.out / a / "metrics.json").exists()]
     if missing:
         print(f"done: {todo}; still to run for the table: {missing}")
