@@ -129,7 +129,7 @@ def test_hyperadam_cells_match_algorithm_2():
     v = gamma * v_prev + (1 - gamma) * g[..., None] ** 2
     bh = beta * bh_prev + (1 - beta)
     gh = gamma * gh_prev + (1 - gamma)
-    eps = 1e-24
+    eps = opt.adam_cell.eps
     cand = (m / (bh + eps)) / torch.sqrt(v / (gh + eps) + eps)
     out = opt.adam_cell(g, s, m_prev, v_prev, bh_prev, gh_prev)
     for a, b in zip(out, (cand, m, v, bh, gh)):
@@ -268,3 +268,23 @@ def test_state_cell_and_weight_cell_shapes():
     g = torch.randn(3, 11)
     s, c = cell(g, torch.zeros(3, 11, 5), torch.zeros(3, 11, 5))
     assert s.shape == c.shape == (3, 11, 5) and wc(s).shape == (3, 11, 5)
+
+
+@pytest.mark.parametrize("eps, bounded", [(None, True), (1e-24, False)])
+def test_hyperadam_candidate_stays_bounded_when_gradients_vanish(eps, bounded):
+    """A coordinate whose gradient turns zero (a dead ReLU unit) with a second-moment
+    decay faster than the first's (gamma < beta^2): m / sqrt(v) grows geometrically
+    until the root's floor. At the gradient scale of the ReLU MLP's dying units (m
+    about 1e-9 to 1e-8 when it happens) the default eps (1e-16) keeps the candidate
+    below 1, the authors' 1e-24 lets it grow past it (Table 1's blow-ups on ReLU)."""
+    kw = {} if eps is None else {"eps": eps}
+    opt = HyperAdam(units=1, alpha=1.0, fixed_decay=(0.77, 0.47), fixed_weight=1.0, **kw)
+    params = {"w": torch.zeros(3)}
+    state = opt.init(params)
+    biggest = 0.0
+    for t in range(80):
+        g = torch.full((3,), 1e-7 if t == 0 else 0.0)
+        with torch.no_grad():
+            updates, state = opt.update({"w": g}, state, params)
+        biggest = max(biggest, float(updates["w"].abs().max()))
+    assert (biggest < 1.0) == bounded, biggest

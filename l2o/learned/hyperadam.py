@@ -47,7 +47,12 @@ class AdamCell(nn.Module):
     where ``x~`` is ``x / sqrt(||x||^2 + 1e-16)`` with the norm over the coordinates
     of each of the J columns (the authors' code). With constant decay rates the
     running factors are Adam's bias corrections ``1 - beta^t``. The ``eps`` inside
-    the square root (1e-24 in the authors' code) keeps it differentiable at v = 0.
+    the square root keeps it differentiable at v = 0. The authors' code uses 1e-24;
+    we default to 1e-16 (a floor of 1e-8 on the root, as Adam's epsilon): when a
+    coordinate's gradient stays zero (dead ReLU units) and the learned second-moment
+    decay is faster than the first's (gamma < beta^2), m / sqrt(v) grows
+    geometrically until the floor, and 1e-24 lets candidates reach ~1e3 and the
+    optimizee blow up (measured on the ReLU MLP; see the README's Table 1).
 
     Args:
         units: J, the number of candidate updates.
@@ -56,7 +61,7 @@ class AdamCell(nn.Module):
             learned ones (then the cell is J copies of Adam; used in tests).
     """
 
-    def __init__(self, units: int = 20, eps: float = 1e-24, fixed_decay: tuple[float, float] | None = None):
+    def __init__(self, units: int = 20, eps: float = 1e-16, fixed_decay: tuple[float, float] | None = None):
         super().__init__()
         self.units, self.eps, self.fixed_decay = units, eps, fixed_decay
         self.decay = nn.Linear(2 * units, 2 * units)
@@ -118,7 +123,7 @@ class HyperAdam(LearnedOptimizer):
     Args:
         units: J (20).
         alpha: step size (0.005).
-        eps: AdamCell's epsilon (1e-24).
+        eps: AdamCell's epsilon (1e-16; the authors' code: 1e-24, see ``AdamCell``).
         forget_bias: StateCell LSTM forget-gate bias (1).
         fixed_decay, fixed_weight: constants replacing the learned decay rates and
             weights (with J = 1, ``(b1, b2)`` and 1.0 make HyperAdam exactly Adam).
@@ -131,7 +136,7 @@ class HyperAdam(LearnedOptimizer):
         self,
         units: int = 20,
         alpha: float = 0.005,
-        eps: float = 1e-24,
+        eps: float = 1e-16,
         forget_bias: float = 1.0,
         fixed_decay: tuple[float, float] | None = None,
         fixed_weight: float | None = None,
