@@ -10,31 +10,14 @@ about 0.8 s); on a GPU, the time per image at batch 16.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_seconds
 
 from unrolled.baselines.tv import tv_reconstruction
 from unrolled.models.admm_net import ADMMNet
 from unrolled.physics.masks import PseudoRadialMask
 from unrolled.physics.mri import MRI
-
-
-def per_image(fn, batch: int, repeats: int, device) -> float:
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / batch
 
 
 def main() -> None:
@@ -50,12 +33,12 @@ def main() -> None:
     with torch.no_grad():
         for batch in (1, 16):
             y = physics.A(torch.rand(batch, 256, 256, generator=g).to(device))
-            t_net = per_image(lambda y=y: net(y, physics), batch, args.repeats, device)
-            t_tv = per_image(
-                lambda y=y: tv_reconstruction(y, physics, 1e-3, iterations=100),
-                batch,
-                max(1, args.repeats // 2),
-                device,
+            t_net = median_seconds(lambda y=y: net(y, physics), args.repeats, device) / batch
+            t_tv = (
+                median_seconds(
+                    lambda y=y: tv_reconstruction(y, physics, 1e-3, iterations=100), max(1, args.repeats // 2), device
+                )
+                / batch
             )
             rows.append((batch, t_net, t_tv))
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}\n")

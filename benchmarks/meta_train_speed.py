@@ -21,11 +21,10 @@ episode. Prints Markdown tables with ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_seconds
 from torch import nn
 
 from l2o.learned import make_learned
@@ -33,24 +32,6 @@ from l2o.learned.dm import preprocess_gradient
 from l2o.meta import BatchedOptimizee, MetaTrainConfig, MetaTrainer, unrolled_meta_loss
 from l2o.optimizers import adam, apply_updates
 from l2o.tasks import make_task, seeded_generators
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_time(fn, repeats, device, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def l2o_meta_iteration(task, device, unroll=20, compile=False):
@@ -120,7 +101,7 @@ def reference_meta_iteration(task, device, unroll=20):
 
 def episode_seconds(task, device, steps=100):
     trainer = MetaTrainer(make_learned("dm").to(device), task, MetaTrainConfig(unroll=20, truncations=steps // 20))
-    return median_time(trainer.run_episode, 3, device)
+    return median_seconds(trainer.run_episode, 3, device)
 
 
 def step_cost(device, repeats):
@@ -141,7 +122,7 @@ def step_cost(device, repeats):
             apply_updates(params, u)
 
         with torch.no_grad():
-            t_adam = median_time(adam_step, repeats, device, warmup=3)
+            t_adam = median_seconds(adam_step, repeats, device, warmup=3)
             row = [label, t_adam]
             for name in ("dm", "rnnprop", "hyperadam"):
                 learned = make_learned(name).to(device).eval()
@@ -151,7 +132,7 @@ def step_cost(device, repeats):
                     u, st["s"] = learned.update(grads, st["s"], params)
                     apply_updates(params, u)
 
-                row.append(median_time(learned_step, repeats, device, warmup=3))
+                row.append(median_seconds(learned_step, repeats, device, warmup=3))
         rows.append(row)
     return rows
 
@@ -166,9 +147,9 @@ def main() -> None:
     torch.manual_seed(0)
     task = make_task("mnist_mlp", device=device)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, median of {args.repeats}\n")
-    t_ours = median_time(l2o_meta_iteration(task, device), args.repeats, device)
-    t_comp = median_time(l2o_meta_iteration(task, device, compile=True), args.repeats, device, warmup=2)
-    t_ref = median_time(reference_meta_iteration(task, device), args.repeats, device)
+    t_ours = median_seconds(l2o_meta_iteration(task, device), args.repeats, device)
+    t_comp = median_seconds(l2o_meta_iteration(task, device, compile=True), args.repeats, device, warmup=2)
+    t_ref = median_seconds(reference_meta_iteration(task, device), args.repeats, device)
     print(
         "| DMoptimizer meta-iteration (20-step unroll, MNIST MLP 784-20-10, batch 128) | seconds "
         "| speed-up vs reference |"

@@ -12,10 +12,9 @@ does). Prints a Markdown table with the ratios ours / torch; the goal is at most
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_seconds
 
 from l2o.optimizers import adam, apply_updates
 
@@ -27,24 +26,10 @@ SIZES = {
 }
 
 
-def timeit(fn, repeats: int, sync) -> float:
-    for _ in range(10):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench(shapes, repeats: int, device: str) -> tuple[float, float, float, int]:
     g = torch.Generator().manual_seed(0)
     params = {f"p{i}": torch.randn(s, generator=g).to(device) for i, s in enumerate(shapes)}
     grads = {k: torch.randn(v.shape, generator=g).to(device) for k, v in params.items()}
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def stepper(inplace: bool):
         opt = adam(1e-3, inplace=inplace)
@@ -63,9 +48,9 @@ def bench(shapes, repeats: int, device: str) -> tuple[float, float, float, int]:
     topt = torch.optim.Adam(tparams, lr=1e-3, foreach=True)
 
     with torch.no_grad():
-        t_pure = timeit(stepper(False), repeats, sync)
-        t_inplace = timeit(stepper(True), repeats, sync)
-        t_torch = timeit(topt.step, repeats, sync)
+        t_pure = median_seconds(stepper(False), repeats, device, warmup=10)
+        t_inplace = median_seconds(stepper(True), repeats, device, warmup=10)
+        t_torch = median_seconds(topt.step, repeats, device, warmup=10)
     return t_pure, t_inplace, t_torch, sum(p.numel() for p in params.values())
 
 
