@@ -54,9 +54,11 @@ def save_torch_atomic(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f), mode="wb")
 
 
-def load_torch_checked(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
+def load_torch_checked(path: str | Path, fmt: str, what: str, also: tuple[str, ...] = ()) -> dict[str, Any]:
     """Load a file written by ``save_torch_atomic`` with ``weights_only=True`` and
-    check that it is a dict whose ``format`` is ``fmt``.
+    check that it is a dict whose ``format`` is ``fmt`` (or one of ``also``: other
+    formats the caller accepts; the caller reads ``obj["format"]``, and errors name
+    ``fmt``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -76,7 +78,7 @@ def load_torch_checked(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
             f"{what} {path} could not be read ({type(e).__name__}{': ' + detail if detail else ''}); "
             f"it is truncated, corrupt or not a torch file — expected a '{fmt}' file"
         ) from None
-    if not isinstance(obj, dict) or obj.get("format") != fmt:
+    if not isinstance(obj, dict) or obj.get("format") not in (fmt, *also):
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{what} {path} is not a '{fmt}' file (found format {found!r})")
     return obj

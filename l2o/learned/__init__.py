@@ -43,14 +43,9 @@ def load_learned(path: str | Path) -> LearnedOptimizer:
     from l2o.meta.checkpoint import CHECKPOINT_FORMAT
 
     path = Path(path)
-    try:
-        obj = load_torch_checked(path, WEIGHTS_FORMAT, "learned-optimizer weights")
-    except ValueError as first:
-        try:
-            ckpt = load_torch_checked(path, CHECKPOINT_FORMAT, "meta-training checkpoint")
-        except ValueError:
-            raise first from None
-        obj = ckpt["learned"]
+    obj = load_torch_checked(path, WEIGHTS_FORMAT, "learned-optimizer weights", also=(CHECKPOINT_FORMAT,))
+    if obj["format"] == CHECKPOINT_FORMAT:
+        obj = obj["learned"]
     return build_named(obj, path, LEARNED, "learned optimizer")
 
 

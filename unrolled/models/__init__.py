@@ -42,14 +42,9 @@ def load_model(path: str | Path, **overrides: Any) -> tuple[UnrolledModel, dict[
     Raises:
         FileNotFoundError, ValueError: missing, truncated or foreign file.
     """
-    try:
-        obj = load_torch_checked(path, WEIGHTS_FORMAT, "unrolled-model weights")
-    except ValueError as first:
-        try:
-            ck = load_torch_checked(path, TRAIN_CHECKPOINT_FORMAT, "training checkpoint")
-        except ValueError:
-            raise first from None
-        obj = {"name": ck["model_name"], "config": ck["model_config"], "state_dict": ck["model"]}
+    obj = load_torch_checked(path, WEIGHTS_FORMAT, "unrolled-model weights", also=(TRAIN_CHECKPOINT_FORMAT,))
+    if obj["format"] == TRAIN_CHECKPOINT_FORMAT:
+        obj = {"name": obj["model_name"], "config": obj["model_config"], "state_dict": obj["model"]}
     model = build_named(obj, path, MODELS, "model", **overrides)
     extra = {k: v for k, v in obj.items() if k not in ("format", "name", "config", "state_dict")}
     return model, extra
