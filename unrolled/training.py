@@ -237,12 +237,8 @@ class UnrolledTrainer:
             val = self.evaluate(self.y_val, self.x_val)
             record["val_loss"], record["val_nrmse"] = val["loss"], val["nrmse"]
             final_stage = self.cfg.mode != "greedy" or self.state.stage == len(self.model.stages) - 1
-            if final_stage and val["loss"] < self.state.best["val_loss"]:
-                self.state.best = {
-                    "val_loss": val["loss"],
-                    "epoch": len(self.state.history) + 1,
-                    "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                }
+            if final_stage:
+                self._keep_if_best(val["loss"], len(self.state.history) + 1)
         self.state.history.append(record)
         if cfg.mode == "greedy" and self.state.epoch >= cfg.epochs:
             # the next stage starts now, before the callback, so that a checkpoint it writes resumes there
@@ -261,14 +257,18 @@ class UnrolledTrainer:
         Returns the validation loss (None without validation images or in greedy mode)."""
         if self.y_val is None or self.state.history or self.cfg.mode == "greedy":
             return None
-        val = self.evaluate(self.y_val, self.x_val)
-        if val["loss"] < self.state.best["val_loss"]:
+        loss = self.evaluate(self.y_val, self.x_val)["loss"]
+        self._keep_if_best(loss, 0)
+        return loss
+
+    def _keep_if_best(self, val_loss: float, epoch: int) -> None:
+        """Keep a copy of the current weights if ``val_loss`` is the lowest so far."""
+        if val_loss < self.state.best["val_loss"]:
             self.state.best = {
-                "val_loss": val["loss"],
-                "epoch": 0,
+                "val_loss": val_loss,
+                "epoch": epoch,
                 "state_dict": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             }
-        return val["loss"]
 
     def done(self) -> bool:
         if self.cfg.mode != "greedy":
