@@ -108,14 +108,14 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     ),
     "gd_stagewise_s25_ft": (
         "gd_mrf_images_s25_stagewise",
-        [
-            *GD_DENOISE,
+        over(
+            GD_DENOISE,
             "physics.sigma=25",
             "data.train_crops=800",
             "train.lr=3e-4",
             "train.epochs=8",
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
-        ],
+        ),
     ),
     "admm_mni_r20": (
         "admm_net_mni_r20",
