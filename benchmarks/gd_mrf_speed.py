@@ -1,8 +1,10 @@
 """Seconds per 512 x 512 image: GD-MRF inference (stage-wise, 5 stages of 48 filters
 of 7 x 7; the shared-energy and non-local variants too) against BM3D (``bm3d``
-package), on the same noisy image, as ratios.
+package), on the same noisy image, as ratios. Also the stage-wise model through
+the path autograd uses (whole-image ``conv2d`` and ``grid_sample``) instead of the
+inference path in strips (``MRFEnergy.strips``), to show what the latter gains.
 
-    python benchmarks/gd_mrf_speed.py [--sigma 25] [--device cpu]
+    python benchmarks/gd_mrf_speed.py [--sigma 25] [--device cpu] [--repeats 5]
 
 Target: GD-MRF at least 20x faster than BM3D on CPU.
 """
@@ -14,27 +16,18 @@ import time
 
 import numpy as np
 import torch
+from _timing import median_seconds
 
 from unrolled.data.images import load_image
 from unrolled.models.gd_mrf import GDMRF
 from unrolled.physics.denoising import Denoising
 
 
-def seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sigma", type=float, default=25.0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     device = torch.device(args.device)
     x = torch.from_numpy(load_image("camera"))[None]  # 512 x 512
@@ -42,13 +35,16 @@ def main() -> None:
     y = physics.simulate(x, torch.Generator().manual_seed(0)).to(device)
     rows = []
     with torch.no_grad():
-        for label, kw in [
-            ("GD-MRF stage-wise (5 x 48 x 7x7)", {}),
-            ("GD-MRF shared energy (5 steps)", {"sharing": "shared"}),
-            ("GD-MRF non-local range (4 matches)", {"nonlocal_range": True}),
+        for label, kw, strips in [
+            ("GD-MRF stage-wise (5 x 48 x 7x7)", {}, True),
+            ("GD-MRF stage-wise, autograd's path (no strips)", {}, False),
+            ("GD-MRF shared energy (5 steps)", {"sharing": "shared"}, True),
+            ("GD-MRF non-local range (4 matches)", {"nonlocal_range": True}, True),
         ]:
             model = GDMRF(**kw).to(device).eval()
-            rows.append((label, seconds(lambda m=model: m(y, physics), args.repeats)))
+            for stage in model.stages:
+                stage.energy.strips = strips
+            rows.append((label, median_seconds(lambda m=model: m(y, physics), args.repeats, device)))
     try:
         import bm3d
 

@@ -136,11 +136,41 @@ def test_penalties():
     target = 0.005 * z.numpy() / (0.01 + z.numpy() ** 2 / 2)
     inside = np.abs(z.numpy()) < 1.1
     assert np.abs(phi[inside] - target[inside]).max() < 0.05 * np.abs(target).max()
+    # the inference lookup: the same interpolation, constant beyond the grid
+    wide = torch.linspace(-2.0, 2.0, 4001, dtype=D)
+    with torch.no_grad():
+        rbf.weight.add_(0.001 * torch.randn(rbf.weight.shape, generator=torch.Generator().manual_seed(0), dtype=D))
+        table = rbf(wide.view(1, 1, 1, -1).expand(1, 3, 1, -1))[0, :, 0]
+        torch.testing.assert_close(rbf.lookup()(wide.expand(3, -1)), table, rtol=1e-9, atol=1e-12)
     st = StudentTPenalty(2, init_alpha=0.01, init_scale=0.1).double()
     zz = torch.tensor([[[[0.05, -0.3]], [[1.0, 0.0]]]], dtype=D)
     expected = 0.01 * zz / (0.01 + zz**2 / 2)
     torch.testing.assert_close(st(zz), expected)
     torch.testing.assert_close(st.energy(zz), 0.01 * torch.log1p(zz**2 / 0.02))
+
+
+@pytest.mark.parametrize("penalty", ["rbf", "student_t"])
+@pytest.mark.parametrize("padding", ["symmetric", "circular", "zero"])
+def test_inference_in_strips_equals_the_autograd_path(penalty, padding):
+    """Without autograd on CPU the local prior gradient runs in strips of rows (im2col,
+    matrix products, a gather for phi, col2im); it must equal the whole-image
+    conv2d / grid_sample path that training uses, for any padding, batch and a
+    size that leaves a ragged last strip."""
+    energy = MRFEnergy(num_filters=6, filter_size=5, padding=padding, penalty=penalty).double()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        energy.bank.weight.add_(0.3 * torch.randn(energy.bank.weight.shape, generator=g, dtype=D))
+        if penalty == "rbf":
+            energy.penalty.weight.add_(0.003 * torch.randn(energy.penalty.weight.shape, generator=g, dtype=D))
+    x = 0.6 * torch.rand(2, 23, 37, generator=g, dtype=D) - 0.1  # responses reach both ends of the table
+    with torch.enable_grad():
+        reference = energy.prior_gradient(x)
+    with torch.no_grad():
+        strips = energy._prior_gradient_in_strips(x, strip_pixels=37 * 4)  # 6 strips, the last of 3 rows
+        torch.testing.assert_close(strips, reference, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(energy.prior_gradient(x), reference, rtol=1e-10, atol=1e-12)
+        energy.strips = False
+        torch.testing.assert_close(energy.prior_gradient(x), reference, rtol=0, atol=0)
 
 
 def test_block_matching_finds_repeated_patches():

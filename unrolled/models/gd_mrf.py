@@ -83,6 +83,29 @@ class RBFPenalty(nn.Module):
         """(F, table) values of phi on the grid."""
         return self.weight @ self.basis.to(self.weight.dtype).T
 
+    @torch.no_grad()
+    def lookup(self):
+        """phi as a function of (F, N) responses for inference (no autograd): the
+        same interpolation as ``forward`` written as ``a_k + b_k z`` on the segment
+        ``k`` of ``z``, with (intercept, slope) pairs stored as one complex table so
+        that a single gather fetches both (about twice as fast as ``grid_sample``)."""
+        tab = self.table()
+        L, T = tab.shape
+        inv = (T - 1) / (2 * self.extent)
+        slope = torch.cat([(tab[:, 1:] - tab[:, :-1]) * inv, tab.new_zeros(L, 1)], 1)  # flat beyond the grid
+        knots = torch.linspace(-self.extent, self.extent, T, dtype=tab.dtype, device=tab.device)
+        pairs = torch.complex(tab - slope * knots, slope).reshape(-1)
+        offset = (torch.arange(L, device=tab.device, dtype=tab.dtype) * T + self.extent * inv)[:, None]
+        extent = self.extent
+
+        def phi(z: Tensor) -> Tensor:
+            zc = z.clamp(-extent, extent)
+            idx = torch.add(offset, zc, alpha=inv).int()  # int32 + index_select: faster than long + take
+            ab = torch.view_as_real(pairs.index_select(0, idx.view(-1))).view(*z.shape, 2)
+            return torch.addcmul(ab[..., 0], ab[..., 1], zc)
+
+        return phi
+
     def forward(self, z: Tensor) -> Tensor:
         """z: (B, F, H, W) -> phi_i(z)."""
         B, L, H, W = z.shape
@@ -128,6 +151,12 @@ class StudentTPenalty(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return _student_t_phi(z, self.log_alpha.exp().view(1, -1, 1, 1), self.log_scale.exp().view(1, -1, 1, 1))
+
+    @torch.no_grad()
+    def lookup(self):
+        """phi on (F, N) responses (inference)."""
+        a, s = self.log_alpha.exp()[:, None], self.log_scale.exp()[:, None]
+        return lambda z: _student_t_phi(z, a, s)
 
     def energy(self, z: Tensor) -> Tensor:
         a, s = self.log_alpha.exp().view(1, -1, 1, 1), self.log_scale.exp().view(1, -1, 1, 1)
@@ -206,6 +235,7 @@ class MRFEnergy(nn.Module):
             else StudentTPenalty(num_filters, init_alpha, init_scale)
         )
         self.lam = nn.Parameter(torch.tensor(float(lam)))
+        self.strips = True  # CPU inference (no autograd) of the local model in strips; False: the autograd path
         self.matches = int(matches)
         if self.matches > 0:  # range filters on the matched patches start at zero: the local model
             self.range_weight = nn.Parameter(torch.zeros(self.matches, filter_size * filter_size - 1, num_filters))
@@ -249,7 +279,49 @@ class MRFEnergy(nn.Module):
         return pad_adjoint(F.conv_transpose2d(stacked, k.reshape(n1 * L, 1, s, s)), s // 2, self.bank.padding)[:, 0]
 
     def prior_gradient(self, x: Tensor, matches: Tensor | None = None) -> Tensor:
+        if (
+            self.strips
+            and self.matches == 0
+            and x.device.type == "cpu"
+            and not x.is_complex()
+            and not torch.is_grad_enabled()
+        ):
+            return self._prior_gradient_in_strips(x)
         return self.KT(self.penalty(self.K(x, matches)), matches)
+
+    @torch.no_grad()
+    def _prior_gradient_in_strips(self, x: Tensor, strip_pixels: int = 8192) -> Tensor:
+        """``K^T phi(K x)`` of the local model for CPU inference, in strips of rows.
+
+        The (F, H, W) responses of a whole image do not fit in the CPU's caches, and
+        every element-wise pass over them is a trip to memory. Here each strip of
+        about ``strip_pixels`` pixels (plus the filter's halo) goes through im2col,
+        ``k @ patches``, phi, ``k^T @ phi`` and col2im while it is in cache, and is
+        added into the padded result (the strips' halos overlap; the sum is exact).
+        Same result as the autograd path to rounding (tested); about 2x faster on
+        a 512 x 512 image on 2 CPU cores (``benchmarks/gd_mrf_speed.py``). (Running
+        the strips on a pool of Python threads measured no faster: the pool's
+        OpenMP threads spin and compete with the main thread's.)
+        """
+        bank = self.bank
+        k = bank.filters()
+        L, s, _ = k.shape
+        q = s // 2
+        w = k.reshape(L, s * s)
+        wt = w.T.contiguous()
+        phi = self.penalty.lookup()
+        B, H, W = x.shape
+        xp = pad(x, q, bank.padding)
+        out = xp.new_zeros(B, 1, H + 2 * q, W + 2 * q)
+        rows = max(1, strip_pixels // W)
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            patches = F.unfold(xp[:, None, r0 : r1 + 2 * q], s)  # (B, s^2, rows W)
+            cols = torch.empty_like(patches)
+            for b in range(B):
+                torch.mm(wt, phi(w @ patches[b]), out=cols[b])
+            out[:, :, r0 : r1 + 2 * q] += F.fold(cols, (r1 - r0 + 2 * q, W + 2 * q), s)
+        return pad_adjoint(out[:, 0], q, bank.padding)
 
     def value(self, x: Tensor, y: Tensor, physics, matches: Tensor | None = None) -> Tensor:
         """E(x) per image (B,)."""
