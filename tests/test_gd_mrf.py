@@ -258,8 +258,11 @@ def test_bm3d_wrapper_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("MDL_CACHE_DIR", str(tmp_path))
     x = images(1, 32, seed=11).float()
     y = Denoising(25).simulate(x, torch.Generator().manual_seed(0))
-    first = denoise("bm3d", y, 25, 1.0)
+    computed, cached = [], []
+    first = denoise("bm3d", y, 25, 1.0, computed)
     assert len(list(bm3d_cache_dir().glob("*.npy"))) == 1
-    again = denoise("bm3d", y, 25, 1.0)
+    again = denoise("bm3d", y, 25, 1.0, cached)
     assert torch.equal(first, again)
+    assert len(computed) == 1 and computed[0] > 0
+    assert cached == [pytest.approx(computed[0], abs=1e-5)]  # a cached result reports the time it took
     assert ((first - x) ** 2).mean() < ((y - x) ** 2).mean() / 3

@@ -33,8 +33,6 @@ GRIDS: dict[str, list] = {
     "bm3d": [1.0],
 }
 DENOISERS = tuple(GRIDS)
-# compute time of every BM3D result returned (also for cached ones: the time it took when computed)
-BM3D_SECONDS: list[float] = []
 
 
 def _per_image(fn: Callable[[np.ndarray], np.ndarray], y: Tensor) -> Tensor:
@@ -46,8 +44,12 @@ def bm3d_cache_dir() -> Path:
     return Path(os.environ.get("MDL_CACHE_DIR", Path.home() / ".cache" / "model-driven-dl")) / "bm3d"
 
 
-def denoise(name: str, y: Tensor, sigma: float, param) -> Tensor:
-    """Denoise every image of ``y`` (noisy, (N, H, W)) with method ``name``."""
+def denoise(name: str, y: Tensor, sigma: float, param, seconds: list[float] | None = None) -> Tensor:
+    """Denoise every image of ``y`` (noisy, (N, H, W)) with method ``name``.
+
+    ``seconds``: for BM3D, a list that receives each image's compute time (for a
+    cached result, the time it took when it was computed, or NaN if unknown).
+    """
     s = sigma / 255.0
     if name == "tv":
         from skimage.restoration import denoise_tv_chambolle
@@ -81,15 +83,18 @@ def denoise(name: str, y: Tensor, sigma: float, param) -> Tensor:
             path = cache / f"{key}_s{sigma:g}_p{param:g}.npy"
             timing = path.with_suffix(".seconds")
             if path.exists():
-                BM3D_SECONDS.append(float(timing.read_text()) if timing.exists() else float("nan"))
+                if seconds is not None:
+                    seconds.append(float(timing.read_text()) if timing.exists() else float("nan"))
                 return np.load(path)
             start = time.perf_counter()
             out = np.asarray(bm3d.bm3d(im, sigma_psd=param * s), dtype=np.float64)
-            BM3D_SECONDS.append(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            if seconds is not None:
+                seconds.append(took)
             tmp = path.with_suffix(".tmp.npy")
             np.save(tmp, out)
             os.replace(tmp, path)
-            timing.write_text(f"{BM3D_SECONDS[-1]:.6f}")
+            timing.write_text(f"{took:.6f}")
             return out
 
         return _per_image(one, y)
