@@ -142,6 +142,14 @@ def test_penalties():
         rbf.weight.add_(0.001 * torch.randn(rbf.weight.shape, generator=torch.Generator().manual_seed(0), dtype=D))
         table = rbf(wide.view(1, 1, 1, -1).expand(1, 3, 1, -1))[0, :, 0]
         torch.testing.assert_close(rbf.lookup()(wide.expand(3, -1)), table, rtol=1e-9, atol=1e-12)
+        # float32 with 48 filters: the index of every filter stays inside its own table, also at the ends
+        rbf32 = RBFPenalty(48)
+        rbf32.weight.add_(0.001 * torch.randn(rbf32.weight.shape, generator=torch.Generator().manual_seed(1)))
+        e = rbf32.extent
+        z32 = torch.cat([torch.linspace(-2, 2, 4001), torch.tensor([-e, e, -e * (1 - 1e-7), e * (1 - 1e-7)])])
+        z32 = z32.expand(48, -1).contiguous()
+        table32 = rbf32(z32.view(1, 48, 1, -1))[0, :, 0]
+        torch.testing.assert_close(rbf32.lookup()(z32), table32, rtol=0, atol=1e-5 * float(table32.abs().max()))
     st = StudentTPenalty(2, init_alpha=0.01, init_scale=0.1).double()
     zz = torch.tensor([[[[0.05, -0.3]], [[1.0, 0.0]]]], dtype=D)
     expected = 0.01 * zz / (0.01 + zz**2 / 2)

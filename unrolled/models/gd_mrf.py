@@ -95,12 +95,14 @@ class RBFPenalty(nn.Module):
         slope = torch.cat([(tab[:, 1:] - tab[:, :-1]) * inv, tab.new_zeros(L, 1)], 1)  # flat beyond the grid
         knots = torch.linspace(-self.extent, self.extent, T, dtype=tab.dtype, device=tab.device)
         pairs = torch.complex(tab - slope * knots, slope).reshape(-1)
-        offset = (torch.arange(L, device=tab.device, dtype=tab.dtype) * T + self.extent * inv)[:, None]
+        first = (torch.arange(L, device=tab.device, dtype=torch.int32) * T)[:, None]  # each filter's first pair
         extent = self.extent
 
         def phi(z: Tensor) -> Tensor:
             zc = z.clamp(-extent, extent)
-            idx = torch.add(offset, zc, alpha=inv).int()  # int32 + index_select: faster than long + take
+            # segment within the filter's table (clamped, so rounding never reaches another filter's),
+            # int32 + index_select: faster than int64 + take
+            idx = (zc * inv).add_(extent * inv).clamp_(0, T - 1).int().add_(first)
             ab = torch.view_as_real(pairs.index_select(0, idx.view(-1))).view(*z.shape, 2)
             return torch.addcmul(ab[..., 0], ab[..., 1], zc)
 
