@@ -145,6 +145,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         epochs=len(trainer.state.history),
     )
     history = trainer.state.history
+    trained_seconds = sum(h["seconds"] for h in history)  # all epochs, resumed runs included
     metrics = {
         "model": cfg.model.name,
         "data": data.name,
@@ -156,10 +157,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "final_train_loss": history[-1]["train_loss"] if history else math.nan,
         "best_val_loss": trainer.state.best["val_loss"],
         "selection": selection,
-        # training time of all epochs, resumed runs included; wall clock of this call separately
-        "seconds": sum(h["seconds"] for h in history),
-        "seconds_this_call": time.perf_counter() - start,
-        "seconds_per_epoch": sum(h["seconds"] for h in history) / max(len(history), 1),
+        "seconds": trained_seconds,
+        "seconds_this_call": time.perf_counter() - start,  # wall clock of this call
+        "seconds_per_epoch": trained_seconds / max(len(history), 1),
         "history": history,
         "model_file": str(model_path),
     }
