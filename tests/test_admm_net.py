@@ -1,13 +1,17 @@
 """Deep ADMM-Net: the DCT filter basis, the untrained network as plain ADMM, parity
 with the authors' trained networks, gradients."""
 
+import contextlib
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
+from l2o import native
 from unrolled.data.admm_net_data import load_brain, read_admm_net_layers
 from unrolled.metrics import nrmse, psnr
-from unrolled.models.admm_net import ADMMNet, PiecewiseLinear, dct_basis, load_authors_network
+from unrolled.models.admm_net import _KERNELS, ADMMNet, PiecewiseLinear, dct_basis, load_authors_network
 from unrolled.physics.masks import PseudoRadialMask, load_admm_net_mask
 from unrolled.physics.mri import MRI
 
@@ -152,13 +156,14 @@ AUTHORS = {  # the authors' README: NRMSE ("re_LOss") and PSNR for the two brain
 }
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "pytorch"])
 @pytest.mark.parametrize("stage", [7, 14, 15])
-def test_parity_with_the_authors_trained_networks(admm_net_root, stage):
+def test_parity_with_the_authors_trained_networks(admm_net_root, stage, kernels):
     x = load_brain(admm_net_root)
     phys = MRI(load_admm_net_mask(admm_net_root, 0.2).double(), fft_norm="backward")
     y = phys.A(x.to(torch.complex128))
     net = load_authors_network(admm_net_root / "net" / "network_20" / f"net-stage{stage}.mat")
-    with torch.no_grad():
+    with torch.no_grad(), contextlib.nullcontext() if kernels else native.disabled():
         out = net(y, phys)
     for i, (e, p) in enumerate(AUTHORS[stage]):
         assert abs(psnr(out[i], x[i]).item() - p) <= 0.05, (stage, i, psnr(out[i], x[i]).item())
@@ -170,3 +175,49 @@ def test_authors_file_errors(admm_net_root, tmp_path):
         read_admm_net_layers(tmp_path / "net.mat")
     with pytest.raises(ValueError, match="not a Deep ADMM-Net network file"):
         load_authors_network(admm_net_root / "mask" / "mask_20.mat")
+
+
+def _perturbed_net(dtype, scale=0.01, stages=15, seed=0):
+    """An ADMM-Net off its initial values by ``scale`` (larger perturbations make the
+    untrained 15-stage network chaotic: float32 and float64 then differ by 20%)."""
+    g = torch.Generator().manual_seed(seed)
+    net = ADMMNet(stages=stages).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=D))
+    return net.to(dtype)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-4)])
+def test_cpu_kernels_equal_the_pytorch_layers(dtype, tol):
+    """Inference on the CPU runs the fused stage kernels (unrolled/kernels/admm_net.inc); they
+    compute what the layers compute, for a non-square batch, end to end (through
+    the alternating buffers of ``forward``) and stage by stage (``run``)."""
+    if native.load_library(_KERNELS) is None:
+        assert shutil.which("cc") is None and shutil.which("gcc") is None, "the ADMM-Net kernels did not build"
+        pytest.skip("no C compiler: the kernels fall back to the layers")
+    g = torch.Generator().manual_seed(3)
+    phys = MRI(PseudoRadialMask(0.25)((40, 28)).to(dtype), fft_norm="backward")
+    y = phys.A(torch.rand(3, 40, 28, generator=g, dtype=D).to(dtype))
+    net = _perturbed_net(dtype)
+    with torch.no_grad():
+        fast, state = net(y, phys), net.run(y, phys, num_stages=4)
+        with native.disabled():
+            slow, slow_state = net(y, phys), net.run(y, phys, num_stages=4)
+    assert fast.dtype == dtype
+    scale = slow.abs().max()
+    assert ((fast - slow).abs().max() / scale).item() < tol
+    for a, b in zip(state, slow_state):
+        assert ((a - b).abs().max() / b.abs().max()).item() < tol
+    # with autograd on, the layers run (and the gradient flows)
+    out = net(y, phys)
+    assert out.requires_grad and ((out.detach() - slow).abs().max() / scale).item() < tol
+
+
+def test_cpu_kernels_pass_nan_through_without_crashing():
+    phys = MRI(PseudoRadialMask(0.3)((16, 16)), fft_norm="ortho")
+    y = phys.A(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    y[0, 0, 0] = float("nan")
+    with torch.no_grad():
+        out = ADMMNet(stages=3)(y, phys)
+    assert out.isnan().any()

@@ -1,5 +1,7 @@
 """MRI physics, masks and metrics."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,35 @@ def test_solve_unitary_is_the_regularised_least_squares_solution():
         lhs = unitary.A_adjoint(unitary.A(x)) + torch.fft.ifft2(s * torch.fft.fft2(x, norm="ortho"), norm="ortho")
         rhs = unitary.A_adjoint(phys.unitary(y)) + r
         assert (lhs - rhs).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "pytorch"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_solve_unitary_real_is_the_real_part_of_solve_unitary(dtype, kernels):
+    """The real-FFT solve (Hermitian part on the half grid; the C kernel without
+    autograd, PyTorch with it) for an asymmetric mask, odd and even widths, batched
+    and not, a zero denominator (DC unsampled, zero-mean filters), no right-hand side."""
+    from l2o import native
+    from unrolled.models.filters import DCTFilters
+
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    g = torch.Generator().manual_seed(10)
+    for shape in ((12, 16), (9, 11)):
+        mask = random_mask(shape, seed=11).to(dtype)
+        mask[0, 0] = 0
+        for norm in ("ortho", "backward"):
+            phys = MRI(mask, fft_norm=norm, centered=False)
+            bank = DCTFilters(8, 3).to(dtype)
+            weights = torch.rand(8, generator=g, dtype=D).to(dtype)
+            for batch in ((2,), ()):
+                y = phys.A(rand_complex((*batch, *shape), 12).to(torch.promote_types(dtype, torch.complex64)))
+                rhs = torch.randn((*batch, *shape), generator=g, dtype=D).to(dtype)
+                for r in (rhs, None):
+                    with torch.no_grad(), contextlib.nullcontext() if kernels else native.disabled():
+                        got = phys.solve_unitary_real(y, r, bank.spectrum(weights, shape, onesided=True))
+                    want = phys.solve_unitary(y, r, bank.spectrum(weights, shape)).real
+                    assert got.shape == want.shape and got.dtype == dtype
+                    assert ((got - want).abs().max() / want.abs().max()).item() < tol, (shape, norm, batch, r is None)
 
 
 def test_zero_filled_and_simulate():

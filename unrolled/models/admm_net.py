@@ -23,14 +23,25 @@ stage (``X_org``, ``Non_linorg``, ``Multi_org``) the general one.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2o import native
 from unrolled.models.base import State, UnrolledModel
 from unrolled.models.filters import DCTFilters, apply_real, dct_basis  # noqa: F401  (dct_basis: public API)
+
+_KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "admm_net.c"
+
+
+def _kernels(t: Tensor):
+    """The compiled stage kernels (``unrolled/kernels/admm_net.inc``) where ``t``'s computation
+    may use them: real float32/float64 CPU tensors with autograd off; else None."""
+    if torch.is_grad_enabled() or t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return None
+    return native.load_library(_KERNELS)
 
 
 class ReconstructionLayer(nn.Module):
@@ -44,12 +55,21 @@ class ReconstructionLayer(nn.Module):
         self.real_images = real_images
 
     def forward(self, z: Tensor | None, beta: Tensor | None, y: Tensor, physics) -> Tensor:
-        spectrum = self.filters.spectrum(self.rho, physics.shape)
         rhs = None
         if z is not None:
-            rhs = apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
-        x = physics.solve_unitary(y, rhs, spectrum)
-        return x.real if self.real_images else x
+            lib = _kernels(z)
+            if lib is None:
+                rhs = apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
+            else:  # fused z - beta and the col2im of the adjoint, as one pass
+                B, L, H, W = z.shape
+                taps = (self.filters.filters() * self.rho[:, None, None]).to(z.dtype).contiguous()
+                rhs = z.new_empty(B, H, W)
+                native.call(
+                    lib, "admm_adjoint", (z.contiguous(), beta.contiguous(), taps, rhs), (B, L, H, W, taps.shape[-1])
+                )
+        if self.real_images:  # x.real by one real FFT pair (the spectrum is even)
+            return physics.solve_unitary_real(y, rhs, self.filters.spectrum(self.rho, physics.shape, onesided=True))
+        return physics.solve_unitary(y, rhs, self.filters.spectrum(self.rho, physics.shape))
 
 
 class ConvolutionLayer(nn.Module):
@@ -81,22 +101,36 @@ class PiecewiseLinear(nn.Module):
         soft = torch.sign(p) * torch.clamp(p.abs() - threshold, min=0)
         self.values = nn.Parameter(soft.to(torch.get_default_dtype()).repeat(num_channels, 1))
 
+    def tables(self) -> tuple[Tensor, Tensor]:
+        """Intercepts and slopes of the P + 1 linear pieces of every channel, (L, P + 1)
+        each: piece 0 is ``x < p_0``, piece j ``p_{j-1} <= x < p_j``, piece P is
+        ``x >= p_{P-1}``; differentiable in ``values``."""
+        q = self.values
+        step = (self.high - self.low) / (self.points - 1)
+        knots = self.low + step * torch.arange(self.points - 1, dtype=q.dtype, device=q.device)
+        inner = (q[:, 1:] - q[:, :-1]) / step
+        ones = torch.ones_like(q[:, :1])
+        slopes = torch.cat([ones, inner, ones], 1)
+        intercepts = torch.cat([q[:, :1] - self.low, q[:, :-1] - inner * knots, q[:, -1:] - self.high], 1)
+        return intercepts, slopes
+
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, H, W) real.
 
-        Inside [low, high] this is linear interpolation of the control points,
-        done by ``grid_sample`` (knots at -1 and 1 with ``align_corners=True``,
-        no index tensors); outside, the clamped value plus ``x - clamp(x)``.
-        """
-        B, L, H, W = x.shape
-        xc = x.clamp(self.low, self.high)
-        u = xc if (self.low, self.high) == (-1.0, 1.0) else (xc - self.low) / (self.high - self.low) * 2 - 1
-        coords = u.transpose(0, 1).reshape(L, 1, B * H * W)
-        grid = torch.stack([coords, torch.zeros_like(coords)], dim=-1)
-        y = F.grid_sample(
-            self.values[:, None, None, :], grid, mode="bilinear", padding_mode="border", align_corners=True
-        )
-        return y.reshape(L, B, H, W).transpose(0, 1) + (x - xc)
+        ``S(x) = a_j + b_j x`` with ``j`` the piece ``x`` falls in: the position on
+        the knot grid clamped to [0, P], truncated to an index, offset by the
+        channel's place in the flattened tables, then two gathers (a uniform grid
+        needs no search)."""
+        L, n = self.values.shape[0], self.points + 1
+        step = (self.high - self.low) / (self.points - 1)
+        intercepts, slopes = self.tables()
+        with torch.no_grad():
+            index = x.mul(1 / step).add_(1 - self.low / step).clamp_(0, n - 1).to(torch.int32)
+            index += torch.arange(0, L * n, n, dtype=torch.int32, device=x.device).view(1, L, 1, 1)
+            index = index.view(-1)
+        a = intercepts.reshape(-1).index_select(0, index).view_as(x)
+        b = slopes.reshape(-1).index_select(0, index).view_as(x)
+        return torch.addcmul(a, b, x)
 
 
 class NonlinearTransformLayer(nn.Module):
@@ -134,10 +168,35 @@ class ADMMNetStage(nn.Module):
     def forward(self, state: State, y: Tensor, physics) -> State:
         z, beta = state
         x = self.reconstruction(z, beta, y, physics)
+        lib = _kernels(x)
+        if lib is not None:
+            return self._tail_in_kernel(lib, x, beta)
         c = self.convolution(x)
         z = self.nonlinear(c, beta)
         beta = self.multiplier(beta, c, z)
         return z, beta
+
+    def _tail_in_kernel(self, lib, x: Tensor, beta: Tensor, out: State | None = None) -> State:
+        """C, Z and M fused in one pass over the responses (inference on the CPU):
+        the same arithmetic as the layers, without the (B, L, H, W) temporaries.
+        ``out``: two contiguous tensors shaped like ``beta``, not ``beta`` itself,
+        to write ``(z, beta)`` into."""
+        plf = self.nonlinear.plf
+        B, L, H, W = beta.shape
+        taps = self.convolution.filters.filters().flip(-1, -2).to(x.dtype).contiguous()
+        intercepts, slopes = (t.to(x.dtype).contiguous() for t in plf.tables())
+        eta = self.multiplier.eta.to(x.dtype).contiguous()
+        beta = beta.contiguous()
+        z, beta_out = out if out is not None else (torch.empty_like(beta), torch.empty_like(beta))
+        step = (plf.high - plf.low) / (plf.points - 1)
+        native.call(
+            lib,
+            "admm_tail",
+            (x.contiguous(), taps, beta, intercepts, slopes, eta, z, beta_out),
+            (B, L, H, W, taps.shape[-1], plf.points + 1),
+            (1 / step, 1 - plf.low / step),
+        )
+        return z, beta_out
 
 
 class ADMMNet(UnrolledModel):
@@ -205,6 +264,22 @@ class ADMMNet(UnrolledModel):
     def output(self, state: State, y: Tensor, physics) -> Tensor:
         z, beta = state
         return self.final(z, beta, y, physics)
+
+    def forward(self, y: Tensor, physics, num_stages: int | None = None, checkpoint: bool = False) -> Tensor:
+        state = self.init_state(y, physics)
+        lib = _kernels(state[0]) if self.config["real_images"] else None
+        if lib is None:
+            return self.output(self.run(y, physics, num_stages, checkpoint, state=state), y, physics)
+        # inference on the CPU: the stages' (z, beta) alternate between two pairs of buffers, which no
+        # caller sees (a fresh pair per stage would be fresh pages from the OS, a cost comparable to the
+        # stage's arithmetic)
+        state = (state[0], state[1].clone())  # init_state's z and beta are one tensor of zeros
+        spare = (torch.empty_like(state[0]), torch.empty_like(state[1]))
+        for stage in self.stages[: len(self.stages) if num_stages is None else num_stages]:
+            z, beta = state
+            x = stage.reconstruction(z, beta, y, physics)
+            state, spare = stage._tail_in_kernel(lib, x, beta, out=spare), state
+        return self.output(state, y, physics)
 
 
 def load_authors_network(path, dtype=torch.float64) -> ADMMNet:

@@ -4,6 +4,7 @@ the padding operators they need."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -23,6 +24,13 @@ def dct_basis(size: int = 3) -> Tensor:
     d[0] /= np.sqrt(2.0)
     kron = np.kron(d, d)
     return torch.from_numpy(np.stack([kron[i].reshape(size, size, order="F") for i in range(1, size * size)]))
+
+
+@functools.lru_cache(maxsize=16)
+def basis_as(size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``dct_basis(size)`` in ``dtype`` on ``device``, converted once from the float64
+    master copy (callers must not modify it)."""
+    return dct_basis(size).to(device=device, dtype=dtype)
 
 
 def apply_real(fn, t: Tensor) -> Tensor:
@@ -46,35 +54,87 @@ class DCTFilters(nn.Module):
 
     def filters(self) -> Tensor:
         """(L, s, s)."""
-        basis = dct_basis(self.size).to(self.weight.device, self.weight.dtype)  # float64 master copy
-        return torch.einsum("ml,mab->lab", self.weight, basis)
+        basis = basis_as(self.size, self.weight.dtype, self.weight.device)
+        s = self.size
+        return (self.weight.T @ basis.reshape(-1, s * s)).reshape(-1, s, s)
 
     def conv(self, x: Tensor) -> Tensor:
-        """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W)."""
-        h = self.filters()
-        p = h.shape[-1] // 2
-        xp = F.pad(x[:, None], (p, p, p, p), mode="circular")
-        return F.conv2d(xp, h.flip(-1, -2)[:, None])
+        """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W).
 
-    def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
-        """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W)."""
-        h = self.filters() * weights[:, None, None]
-        p = h.shape[-1] // 2
-        return F.conv2d(F.pad(u, (p, p, p, p), mode="circular"), h[None]).squeeze(1)
-
-    def spectrum(self, weights: Tensor, shape: tuple[int, int]) -> Tensor:
-        """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
-        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
-        sum of the filters' autocorrelations: one FFT instead of L."""
+        As one matrix product with the s^2 shifted copies of the image (im2col):
+        a 1-to-L channel convolution is too thin for the convolution kernels to
+        run fast on a CPU."""
         h = self.filters()
         s = h.shape[-1]
-        # autocorrelation a_l[d] = sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2
-        auto = F.conv2d(F.pad(h[None], (s - 1,) * 4), h[:, None], groups=h.shape[0])[0]
-        kernel = (weights[:, None, None] * auto).sum(0)  # (2s-1, 2s-1), centred
-        grid = torch.zeros(shape, dtype=h.dtype, device=h.device)
-        grid[: 2 * s - 1, : 2 * s - 1] = kernel
-        grid = torch.roll(grid, shifts=(-(s - 1), -(s - 1)), dims=(-2, -1))
-        return torch.fft.fft2(grid).real
+        B, H, W = x.shape
+        xp = F.pad(x[:, None], (s // 2,) * 4, mode="circular")[:, 0]
+        cols = torch.stack([xp[:, a : a + H, b : b + W] for a in range(s) for b in range(s)], 1)
+        return torch.matmul(h.flip(-1, -2).reshape(-1, s * s), cols.view(B, s * s, H * W)).view(B, -1, H, W)
+
+    def conv_adjoint(self, u: Tensor, weights: Tensor) -> Tensor:
+        """``sum_l weights_l H_l^T u_l`` for real u (B, L, H, W) -> (B, H, W).
+
+        ``V = h^T u`` (one matrix product over the L channels, (B, s^2, H W)),
+        then every tap's plane added at its shift into a padded image whose
+        borders are wrapped around (col2im with circular boundaries)."""
+        h = self.filters() * weights[:, None, None]
+        s = h.shape[-1]
+        p = s // 2
+        B, L, H, W = u.shape
+        v = torch.matmul(h.reshape(L, s * s).T, u.reshape(B, L, H * W)).view(B, s, s, H, W)
+        out = u.new_zeros(B, H + 2 * p, W + 2 * p)
+        for a in range(s):
+            for b in range(s):
+                out[:, s - 1 - a : s - 1 - a + H, s - 1 - b : s - 1 - b + W] += v[:, a, b]
+        out[:, H : H + p] += out[:, :p]
+        out[:, p : 2 * p] += out[:, H + p :]
+        out[:, :, W : W + p] += out[:, :, :p]
+        out[:, :, p : 2 * p] += out[:, :, W + p :]
+        return out[:, p : p + H, p : p + W]
+
+    def spectrum(self, weights: Tensor, shape: tuple[int, int], onesided: bool = False) -> Tensor:
+        """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
+        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
+        sum of the filters' autocorrelations: one transform instead of L.
+
+        ``onesided=True``: only the columns ``0 .. W // 2`` (the ``rfft2`` half,
+        (H, W // 2 + 1)); the spectrum is real and even, so that half holds all of it.
+        The (2s-1)^2 autocorrelation kernel is small, so its DFT is two small
+        matrix products with the Fourier matrices of its offsets rather than an FFT
+        of a mostly zero image."""
+        h = self.filters()
+        s = h.shape[-1]
+        # kernel[d] = sum_l weights_l sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2: the weighted Gram
+        # matrix of the filters' taps, summed along each offset
+        flat = h.reshape(h.shape[0], s * s)
+        gram = flat.T @ (weights[:, None] * flat)
+        kernel = (gram.reshape(1, -1) @ _offset_incidence(s, gram.dtype, gram.device)).reshape(2 * s - 1, 2 * s - 1)
+        H, W = shape
+        e1 = _offset_dft(H, H, s, kernel.dtype, kernel.device)
+        e2 = _offset_dft(W, W // 2 + 1 if onesided else W, s, kernel.dtype, kernel.device)
+        return (e1 @ kernel.to(e1.dtype) @ e2.T).real
+
+
+@functools.lru_cache(maxsize=8)
+def _offset_incidence(s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(s^4, (2s-1)^2): entry ((u, v), d) is 1 where tap v is tap u shifted by
+    d (2-D offsets, row-major)."""
+    a = np.arange(s)
+    du = (a[None, :] - a[:, None]) + s - 1  # offset of v from u along one axis, shifted to >= 0
+    d = (du[:, None, :, None] * (2 * s - 1) + du[None, :, None, :]).reshape(s * s, s * s)  # (u, v) taps row-major
+    out = np.zeros((s**4, (2 * s - 1) ** 2))
+    out[np.arange(s**4), d.reshape(-1)] = 1
+    return torch.from_numpy(out).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _offset_dft(n: int, k: int, s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``exp(-2 pi i f d / n)`` for frequencies f < k and offsets d in [-(s-1), s-1]:
+    (k, 2s - 1), complex of ``dtype``'s precision (angles in float64)."""
+    d = torch.arange(-(s - 1), s, dtype=torch.float64)
+    angle = (-2 * math.pi / n) * torch.arange(k, dtype=torch.float64)[:, None] * d
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return torch.polar(torch.ones_like(angle), angle).to(device=device, dtype=complex_dtype)
 
 
 @functools.lru_cache(maxsize=64)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unrolled.models.base import State, UnrolledModel
-from unrolled.models.filters import FilterBank, dct_basis, pad, pad_adjoint
+from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
 
 PENALTIES = ("rbf", "student_t")
 SHARING = ("shared", "stagewise")
@@ -244,7 +244,7 @@ class MRFEnergy(nn.Module):
 
     def _range_filters(self) -> Tensor:
         """(n + 1, F, s, s): slice 0 the local filters, then one per matched patch."""
-        basis = dct_basis(self.bank.size).to(self.bank.weight.device, self.bank.weight.dtype)
+        basis = basis_as(self.bank.size, self.bank.weight.dtype, self.bank.weight.device)
         local = self.bank.filters()[None]
         if self.matches == 0:
             return local

@@ -14,10 +14,25 @@ unitary convention, in which models such as ADMM-Net are written.
 
 from __future__ import annotations
 
+import weakref
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
+from l2o import native
+
 FFT_NORMS = ("ortho", "backward")
+_KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "mri.c"
+
+
+def _kernels(data: Tensor, spectrum: Tensor):
+    """The compiled half-grid solve (``unrolled/kernels/mri.inc``) for complex CPU
+    data of ``spectrum``'s precision with autograd off; else None."""
+    pair = {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(data.dtype)
+    if torch.is_grad_enabled() or data.device.type != "cpu" or pair != spectrum.dtype or data.ndim > 3:
+        return None
+    return native.load_library(_KERNELS)
 
 
 class MRI:
@@ -45,12 +60,26 @@ class MRI:
         self.fft_norm, self.noise_std = fft_norm, float(noise_std)
         self.shape = tuple(self.mask.shape)
         self.n = self.shape[0] * self.shape[1]
+        self._derive()
+
+    def _derive(self) -> None:
+        """What ``solve_unitary_real`` reads off the mask: on the ``rfft2`` half grid
+        (H, W // 2 + 1), the index of every frequency's negative ``-k`` and ``M^2``
+        at ``k`` and at ``-k``."""
+        H, W = self.shape
+        rows = (-torch.arange(H, device=self.mask.device)) % H
+        cols = (-torch.arange(W // 2 + 1, device=self.mask.device)) % W
+        self._neg = (rows[:, None], cols[None, :])
+        m2 = self.mask * self.mask
+        self._m2_half, self._m2_neg_half = m2[:, : W // 2 + 1], m2[self._neg]
 
     # -- bookkeeping ------------------------------------------------------------------
     def to(self, device=None, dtype=None) -> MRI:
         out = object.__new__(MRI)
         out.__dict__.update(self.__dict__)
         out.mask = self.mask.to(device=device, dtype=dtype if dtype is not None else self.mask.dtype)
+        out.__dict__.pop("_half_cache", None)
+        out._derive()
         return out
 
     @property
@@ -109,6 +138,61 @@ class MRI:
         if rhs is not None:
             num = num + torch.fft.fft2(rhs, norm="ortho")
         return torch.fft.ifft2(num / denom, norm="ortho")
+
+    def solve_unitary_real(self, y: Tensor, rhs: Tensor | None, spectrum_half: Tensor) -> Tensor:
+        """``Re solve_unitary(y, rhs, spectrum)`` for a real ``rhs`` and a real, even
+        ``spectrum`` (``S[-k] = S[k]``, as for ``sum_k rho_k H_k^T H_k`` with real
+        filters), given as its ``rfft2`` half ``spectrum_half`` (H, W // 2 + 1), by
+        one real FFT pair instead of two complex FFTs.
+
+        With ``Q = (M y_u + F rhs) d`` and ``d = 1 / (M^2 + S)``, ``Re F^H Q`` is the
+        inverse transform of the Hermitian part ``(Q[k] + conj Q[-k]) / 2``; as
+        ``F rhs`` is Hermitian and ``S`` even, on the half grid that is::
+
+            ((M y_u + R)[k] d[k] + (conj (M y_u)[-k] + R[k]) d[-k]) / 2,   R = rfft2(rhs)
+
+        which ``irfft2`` turns into ``x``. The mask and ``y`` need no symmetry.
+        Zero denominators get 1e-6, as in ``solve_unitary``.
+        """
+
+        pos, neg = self._half_data(y)
+        r = None if rhs is None else torch.fft.rfft2(rhs, norm="ortho")
+        half = self._m2_half.shape
+        fits = (r is None or r.dtype == pos.dtype) and tuple(spectrum_half.shape) == tuple(half)
+        lib = _kernels(pos, spectrum_half) if fits else None
+        if lib is not None:  # the combination below, in one pass
+            out = torch.empty_like(pos)
+            real = (t.to(spectrum_half.dtype).contiguous() for t in (self._m2_half, self._m2_neg_half, spectrum_half))
+            k = half[0] * half[1]
+            native.call(
+                lib,
+                "mri_half_solve",
+                (pos, neg, pos if r is None else r, *real, out),
+                (pos.numel() // k, k, r is not None),
+            )
+            return torch.fft.irfft2(out, s=self.shape, norm="ortho")
+
+        def inverse(denom: Tensor) -> Tensor:
+            return 1 / torch.where(denom == 0, torch.full_like(denom, 1e-6), denom)
+
+        d_pos, d_neg = inverse(self._m2_half + spectrum_half), inverse(self._m2_neg_half + spectrum_half)
+        if r is not None:
+            pos, neg = pos + r, neg + r
+        return torch.fft.irfft2((pos * d_pos + neg * d_neg) * 0.5, s=self.shape, norm="ortho")
+
+    def _half_data(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``(M y_u)[k]`` and ``conj (M y_u)[-k]`` on the half grid, kept for the last
+        ``y`` seen (by identity and version: an unrolled network solves with the same
+        data at every stage); computed afresh for a ``y`` that requires grad."""
+        key = (id(y), y._version)
+        cached = getattr(self, "_half_cache", None)
+        if cached is not None and cached[0] == key and cached[1]() is y:
+            return cached[2]
+        my = self.mask * self.unitary(y)
+        out = (my[..., : self.shape[1] // 2 + 1].contiguous(), my[(..., *self._neg)].conj().resolve_conj())
+        if not y.requires_grad:
+            self._half_cache = (key, weakref.ref(y), out)
+        return out
 
     def data_fidelity(self, x: Tensor, y: Tensor) -> Tensor:
         """``1/2 ||A_u x - y_u||^2`` per image (unitary convention)."""
