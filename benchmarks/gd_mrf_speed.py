@@ -1,8 +1,10 @@
 """Seconds per 512 x 512 image: GD-MRF inference (stage-wise, 5 stages of 48 filters
 of 7 x 7; the shared-energy and non-local variants too) against BM3D (``bm3d``
-package), on the same noisy image, as ratios. Also the stage-wise model through
-the path autograd uses (whole-image ``conv2d`` and ``grid_sample``) instead of the
-inference path in strips (``MRFEnergy.strips``), to show what the latter gains.
+package), on the same noisy image, as ratios. The inference path runs in strips
+(``MRFEnergy.strips``) with C kernels for im2col, phi and col2im
+(``unrolled/kernels/gd_mrf.inc``); the stage-wise model is also timed with those
+steps as PyTorch operations (``l2o.native.disabled()``) and through the path
+autograd uses (whole-image ``conv2d`` and ``grid_sample``), to show what each gains.
 
     python benchmarks/gd_mrf_speed.py [--sigma 25] [--device cpu] [--repeats 5]
 
@@ -12,12 +14,14 @@ Target: GD-MRF at least 20x faster than BM3D on CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
 import torch
 from _timing import median_seconds
 
+from l2o import native
 from unrolled.data.images import load_image
 from unrolled.models.gd_mrf import GDMRF
 from unrolled.physics.denoising import Denoising
@@ -35,16 +39,18 @@ def main() -> None:
     y = physics.simulate(x, torch.Generator().manual_seed(0)).to(device)
     rows = []
     with torch.no_grad():
-        for label, kw, strips in [
-            ("GD-MRF stage-wise (5 x 48 x 7x7)", {}, True),
-            ("GD-MRF stage-wise, autograd's path (no strips)", {}, False),
-            ("GD-MRF shared energy (5 steps)", {"sharing": "shared"}, True),
-            ("GD-MRF non-local range (4 matches)", {"nonlocal_range": True}, True),
+        for label, kw, strips, kernels in [
+            ("GD-MRF stage-wise (5 x 48 x 7x7)", {}, True, True),
+            ("GD-MRF stage-wise, strips in PyTorch operations (no C kernels)", {}, True, False),
+            ("GD-MRF stage-wise, autograd's path (no strips)", {}, False, True),
+            ("GD-MRF shared energy (5 steps)", {"sharing": "shared"}, True, True),
+            ("GD-MRF non-local range (4 matches)", {"nonlocal_range": True}, True, True),
         ]:
             model = GDMRF(**kw).to(device).eval()
             for stage in model.stages:
                 stage.energy.strips = strips
-            rows.append((label, median_seconds(lambda m=model: m(y, physics), args.repeats, device)))
+            with contextlib.nullcontext() if kernels else native.disabled():
+                rows.append((label, median_seconds(lambda m=model: m(y, physics), args.repeats, device)))
     try:
         import bm3d
 

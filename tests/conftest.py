@@ -30,3 +30,18 @@ def admm_net_root() -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """Learning-rate tuning caches go to a temporary directory in tests."""
     monkeypatch.setenv("L2O_CACHE_DIR", str(tmp_path / "l2o-cache"))
+
+
+def kernels_or_skip(source):
+    """The compiled C kernels of ``source`` (``l2o.native``): a failure where a C
+    compiler exists but they did not build, a skip where there is none."""
+    import shutil
+
+    from l2o import native
+
+    lib = native.load_library(source)
+    if lib is None:
+        if shutil.which("cc") or shutil.which("gcc"):
+            pytest.fail(f"{source} did not build although a C compiler is present")
+        pytest.skip("no C compiler: the kernels fall back to PyTorch operations")
+    return lib

@@ -2,11 +2,11 @@
 with the authors' trained networks, gradients."""
 
 import contextlib
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from conftest import kernels_or_skip
 
 from l2o import native
 from unrolled.data.admm_net_data import load_brain, read_admm_net_layers
@@ -193,9 +193,7 @@ def test_cpu_kernels_equal_the_pytorch_layers(dtype, tol):
     """Inference on the CPU runs the fused stage kernels (unrolled/kernels/admm_net.inc); they
     compute what the layers compute, for a non-square batch, end to end (through
     the alternating buffers of ``forward``) and stage by stage (``run``)."""
-    if native.load_library(_KERNELS) is None:
-        assert shutil.which("cc") is None and shutil.which("gcc") is None, "the ADMM-Net kernels did not build"
-        pytest.skip("no C compiler: the kernels fall back to the layers")
+    kernels_or_skip(_KERNELS)
     g = torch.Generator().manual_seed(3)
     phys = MRI(PseudoRadialMask(0.25)((40, 28)).to(dtype), fft_norm="backward")
     y = phys.A(torch.rand(3, 40, 28, generator=g, dtype=D).to(dtype))

@@ -2,11 +2,15 @@
 step, the energy decreasing along the steps, penalties, block matching, and the
 non-local range operator's adjoint."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
+from conftest import kernels_or_skip
 
-from unrolled.models.gd_mrf import GDMRF, BlockMatching, MRFEnergy, RBFPenalty, StudentTPenalty, rbf_exact
+from l2o import native
+from unrolled.models.gd_mrf import _KERNELS, GDMRF, BlockMatching, MRFEnergy, RBFPenalty, StudentTPenalty, rbf_exact
 from unrolled.physics.denoising import Denoising
 from unrolled.physics.masks import PseudoRadialMask
 from unrolled.physics.mri import MRI
@@ -157,13 +161,16 @@ def test_penalties():
     torch.testing.assert_close(st.energy(zz), 0.01 * torch.log1p(zz**2 / 0.02))
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "pytorch"])
 @pytest.mark.parametrize("penalty", ["rbf", "student_t"])
 @pytest.mark.parametrize("padding", ["symmetric", "circular", "zero"])
-def test_inference_in_strips_equals_the_autograd_path(penalty, padding):
+def test_inference_in_strips_equals_the_autograd_path(penalty, padding, kernels):
     """Without autograd on CPU the local prior gradient runs in strips of rows (im2col,
-    matrix products, a gather for phi, col2im); it must equal the whole-image
-    conv2d / grid_sample path that training uses, for any padding, batch and a
-    size that leaves a ragged last strip."""
+    matrix products, phi, col2im: C kernels, or PyTorch operations without a
+    compiler); it must equal the whole-image conv2d / grid_sample path that
+    training uses, for any padding, batch and a size that leaves a ragged last strip."""
+    if kernels:
+        kernels_or_skip(_KERNELS)
     energy = MRFEnergy(num_filters=6, filter_size=5, padding=padding, penalty=penalty).double()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -173,7 +180,7 @@ def test_inference_in_strips_equals_the_autograd_path(penalty, padding):
     x = 0.6 * torch.rand(2, 23, 37, generator=g, dtype=D) - 0.1  # responses reach both ends of the table
     with torch.enable_grad():
         reference = energy.prior_gradient(x)
-    with torch.no_grad():
+    with torch.no_grad(), contextlib.nullcontext() if kernels else native.disabled():
         strips = energy._prior_gradient_in_strips(x, strip_pixels=37 * 4)  # 6 strips, the last of 3 rows
         torch.testing.assert_close(strips, reference, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(energy.prior_gradient(x), reference, rtol=1e-10, atol=1e-12)

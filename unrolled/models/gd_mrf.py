@@ -25,18 +25,26 @@ and its adjoint scatters the gradients back to the matched positions.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from l2o import native
 from unrolled.models.base import State, UnrolledModel
 from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
 
 PENALTIES = ("rbf", "student_t")
+_KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 SHARING = ("shared", "stagewise")
 MATCH_ON = ("input", "estimate")
+
+
+def _kernels(x: Tensor):
+    """The compiled strip kernels for a float32/float64 CPU image; else None."""
+    return native.load_library(_KERNELS) if x.dtype in (torch.float32, torch.float64) else None
 
 
 def _student_t_phi(z: Tensor, alpha: Tensor, scale: Tensor) -> Tensor:
@@ -84,18 +92,26 @@ class RBFPenalty(nn.Module):
         return self.weight @ self.basis.to(self.weight.dtype).T
 
     @torch.no_grad()
-    def lookup(self):
-        """phi as a function of (F, N) responses for inference (no autograd): the
-        same interpolation as ``forward`` written as ``a_k + b_k z`` on the segment
-        ``k`` of ``z``, with (intercept, slope) pairs stored as one complex table so
-        that a single gather fetches both (about twice as fast as ``grid_sample``)."""
+    def segments(self) -> tuple[Tensor, Tensor]:
+        """The interpolation of ``forward`` as ``a_k + b_k z`` on grid segment ``k``:
+        intercepts and slopes (F, table), the last segment flat (beyond the grid)."""
         tab = self.table()
         L, T = tab.shape
         inv = (T - 1) / (2 * self.extent)
         slope = torch.cat([(tab[:, 1:] - tab[:, :-1]) * inv, tab.new_zeros(L, 1)], 1)  # flat beyond the grid
         knots = torch.linspace(-self.extent, self.extent, T, dtype=tab.dtype, device=tab.device)
-        pairs = torch.complex(tab - slope * knots, slope).reshape(-1)
-        first = (torch.arange(L, device=tab.device, dtype=torch.int32) * T)[:, None]  # each filter's first pair
+        return tab - slope * knots, slope
+
+    @torch.no_grad()
+    def lookup(self):
+        """phi as a function of (F, N) responses for inference (no autograd): the
+        ``segments``, with (intercept, slope) pairs stored as one complex table so
+        that a single gather fetches both (about twice as fast as ``grid_sample``)."""
+        intercept, slope = self.segments()
+        L, T = slope.shape
+        inv = (T - 1) / (2 * self.extent)
+        pairs = torch.complex(intercept, slope).reshape(-1)
+        first = (torch.arange(L, device=slope.device, dtype=torch.int32) * T)[:, None]  # each filter's first pair
         extent = self.extent
 
         def phi(z: Tensor) -> Tensor:
@@ -300,30 +316,52 @@ class MRFEnergy(nn.Module):
         about ``strip_pixels`` pixels (plus the filter's halo) goes through im2col,
         ``k @ patches``, phi, ``k^T @ phi`` and col2im while it is in cache, and is
         added into the padded result (the strips' halos overlap; the sum is exact).
-        Same result as the autograd path to rounding (tested); about 2x faster on
-        a 512 x 512 image on 2 CPU cores (``benchmarks/gd_mrf_speed.py``). (Running
-        the strips on a pool of Python threads measured no faster: the pool's
-        OpenMP threads spin and compete with the main thread's.)
+        im2col, phi and col2im are C kernels (``unrolled/kernels/gd_mrf.inc``)
+        writing into buffers reused from strip to strip (fresh ones would be fresh
+        pages from the OS every time); without a compiler, PyTorch operations.
+        Same result as the autograd path to rounding (tested).
         """
         bank = self.bank
-        k = bank.filters()
+        k = bank.filters().to(x.dtype)
         L, s, _ = k.shape
         q = s // 2
-        w = k.reshape(L, s * s)
+        w = k.reshape(L, s * s).contiguous()
         wt = w.T.contiguous()
-        phi = self.penalty.lookup()
         B, H, W = x.shape
-        xp = pad(x, q, bank.padding)
-        out = xp.new_zeros(B, 1, H + 2 * q, W + 2 * q)
+        xp = pad(x, q, bank.padding).contiguous()
+        out = xp.new_zeros(B, H + 2 * q, W + 2 * q)
         rows = max(1, strip_pixels // W)
-        for r0 in range(0, H, rows):
-            r1 = min(r0 + rows, H)
-            patches = F.unfold(xp[:, None, r0 : r1 + 2 * q], s)  # (B, s^2, rows W)
-            cols = torch.empty_like(patches)
-            for b in range(B):
-                torch.mm(wt, phi(w @ patches[b]), out=cols[b])
-            out[:, :, r0 : r1 + 2 * q] += F.fold(cols, (r1 - r0 + 2 * q, W + 2 * q), s)
-        return pad_adjoint(out[:, 0], q, bank.padding)
+        lib = _kernels(x)
+        if lib is None:
+            phi = self.penalty.lookup()
+            for r0 in range(0, H, rows):
+                r1 = min(r0 + rows, H)
+                patches = F.unfold(xp[:, None, r0 : r1 + 2 * q], s)  # (B, s^2, rows W)
+                cols = torch.empty_like(patches)
+                for b in range(B):
+                    torch.mm(wt, phi(w @ patches[b]), out=cols[b])
+                out[:, None, r0 : r1 + 2 * q] += F.fold(cols, (r1 - r0 + 2 * q, W + 2 * q), s)
+            return pad_adjoint(out, q, bank.padding)
+        if isinstance(self.penalty, RBFPenalty):
+            tables = [t.to(x.dtype).contiguous() for t in self.penalty.segments()]
+            T = tables[0].shape[1]
+            phi_args = ("gd_phi_table", tables, (T,), (self.penalty.extent, (T - 1) / (2 * self.penalty.extent)))
+        else:
+            alpha, scale = (t.exp().to(x.dtype).contiguous() for t in (self.penalty.log_alpha, self.penalty.log_scale))
+            phi_args = ("gd_phi_student", [alpha, (scale * scale).contiguous()], (), ())
+        patches, responses, cols = (x.new_empty(m * rows * W) for m in (s * s, L, s * s))
+        for b in range(B):
+            for r0 in range(0, H, rows):
+                n = min(rows, H - r0) * W
+                p, r, c = (buf[: m * n].view(m, n) for buf, m in ((patches, s * s), (responses, L), (cols, s * s)))
+                geometry = (W + 2 * q, s, r0, n // W, W)
+                native.call(lib, "gd_im2col", (xp[b], p), geometry)
+                torch.mm(w, p, out=r)
+                name, tabs, ints, floats = phi_args
+                native.call(lib, name, (r, *tabs), (L, n, *ints), floats)
+                torch.mm(wt, r, out=c)
+                native.call(lib, "gd_col2im", (c, out[b]), geometry)
+        return pad_adjoint(out, q, bank.padding)
 
     def value(self, x: Tensor, y: Tensor, physics, matches: Tensor | None = None) -> Tensor:
         """E(x) per image (B,)."""
