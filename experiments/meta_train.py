@@ -13,6 +13,9 @@ with the lowest validation loss, loadable by the evaluation app as
 ``resume=true`` continues from ``checkpoints/last.pt``; since every episode's
 optimizees are drawn from seeds fixed by the episode number, an interrupted and
 resumed run ends with the same weights as an uninterrupted one (on CPU).
+``init_from=PATH`` starts from the meta-parameters of a weights file or checkpoint
+of the same optimizer (fine-tuning); they are validated first, and kept as the
+best unless an episode beats them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tqdm import tqdm
 from experiments.app import ConfigError, config_errors, hydra_app, positive_int, require, run_dir
 from experiments.evaluate import build_task
 from experiments.reporting import write_json
-from l2o.learned import LEARNED, make_learned, save_learned
+from l2o.learned import LEARNED, load_learned, make_learned, save_learned
 from l2o.meta import MetaTrainConfig, MetaTrainer, load_checkpoint, save_checkpoint
 from l2o.meta.trainer import VALIDATION_SEED_BASE
 
@@ -86,6 +89,19 @@ def meta_train(cfg: DictConfig) -> dict[str, Any]:
     positive_int(cfg, "validation.steps")
     positive_int(cfg, "checkpoint_every")
     trainer = build_trainer(cfg)
+    if cfg.init_from and not cfg.resume:
+        with config_errors("init_from"):
+            start = load_learned(cfg.init_from)
+        require(
+            start.name == trainer.learned.name,
+            f"init_from={cfg.init_from} holds a {start.name} optimizer, not {trainer.learned.name}",
+        )
+        with config_errors("init_from"):
+            try:
+                trainer.learned.load_state_dict(start.state_dict())
+            except RuntimeError as e:  # shapes or names differ
+                raise ValueError(f"{cfg.init_from} does not fit: {str(e).splitlines()[-1].strip()}") from None
+        log.info("initialised from %s", cfg.init_from)
     out = run_dir()
     ckpt_dir = out / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"

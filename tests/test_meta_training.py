@@ -271,6 +271,35 @@ def test_app_kill_and_resume_gives_the_uninterrupted_weights(tmp_path):
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["results"]["dm"]["runs"] == 2
 
 
+def test_app_init_from_starts_from_given_weights(tmp_path):
+    """``init_from`` loads the meta-parameters (its first validation is theirs) and
+    refuses another optimizer's file."""
+    first = tmp_path / "first"
+    run_meta_train(first, "episodes=3")
+    best = json.loads((first / "metrics.json").read_text())["best_validation_loss"]
+    tuned = tmp_path / "tuned"
+    run_meta_train(tuned, "episodes=3", f"init_from={first / 'checkpoints' / 'best.pt'}")
+    validation = json.loads(load_checkpoint(tuned / "checkpoints" / "last.pt")["validation"])
+    assert validation[0]["episode"] == 0 and validation[0]["loss"] == pytest.approx(best, rel=1e-6)
+    assert json.loads((tuned / "metrics.json").read_text())["best_validation_loss"] <= best * (1 + 1e-6)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.meta_train",
+            *[a for a in APP_ARGS if not a.startswith("optimizer")],
+            "optimizer=rnnprop",
+            f"init_from={first / 'checkpoints' / 'best.pt'}",
+            f"hydra.run.dir={tmp_path / 'wrong'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and "holds a dm optimizer, not rnnprop" in proc.stderr
+
+
 def test_app_errors(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.meta_train", *APP_ARGS, "resume=true", f"hydra.run.dir={tmp_path}"],
