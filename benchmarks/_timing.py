@@ -29,3 +29,23 @@ def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device 
         sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved_seconds(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device | str, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall times of every function in ``fns`` over ``repeats`` rounds, one call of
+    each per round: on a machine whose speed drifts, the functions compared see the
+    same conditions, and ratios are best taken round by round."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times

@@ -8,12 +8,16 @@ A meta-iteration: a 20-step unroll of the MNIST MLP 784-20-10 (sigmoid, batch
 meta-gradient of the mean loss, one Adam step on the meta-parameters.
 
 - ``l2o``: ``l2o.meta.unrolled_meta_loss`` with ``DMOptimizer`` (flat parameter
-  vector, functional optimizee), eager and with the learned step compiled;
+  vector, functional optimizee; on the CPU its LSTM cells run the fused C kernels
+  of ``l2o/kernels/lstm.inc``), also with those cells as PyTorch operations
+  (``l2o.native.disabled()``) and with the learned step compiled;
 - ``reference``: an ``nn.LSTM``-based optimizer applied to an ``nn.Module``
   optimizee through ``higher.innerloop_ctx`` (the common way such code is
   written), identical arithmetic.
 
-Also: the learned optimizers' per-step cost (no autograd) against one Adam step,
+The four are timed round by round (one call of each per round), and each ratio
+is the median over rounds, so that a drift in the machine's speed affects all
+alike. Also: the learned optimizers' per-step cost (no autograd) against one Adam step,
 at 16k and 1M parameters; and, with ``--device cuda``, seconds per 100-step
 episode. Prints Markdown tables with ratios.
 """
@@ -21,12 +25,14 @@ episode. Prints Markdown tables with ratios.
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 import torch.nn.functional as F
-from _timing import median_seconds
+from _timing import interleaved_seconds, median_seconds
 from torch import nn
 
+from l2o import native
 from l2o.learned import make_learned
 from l2o.learned.dm import preprocess_gradient
 from l2o.meta import BatchedOptimizee, MetaTrainConfig, MetaTrainer, unrolled_meta_loss
@@ -146,18 +152,35 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     task = make_task("mnist_mlp", device=device)
-    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, median of {args.repeats}\n")
-    t_ours = median_seconds(l2o_meta_iteration(task, device), args.repeats, device)
-    t_comp = median_seconds(l2o_meta_iteration(task, device, compile=True), args.repeats, device, warmup=2)
-    t_ref = median_seconds(reference_meta_iteration(task, device), args.repeats, device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, {args.repeats} rounds\n")
+    ours = l2o_meta_iteration(task, device)
+    compiled = l2o_meta_iteration(task, device, compile=True)
+    reference = reference_meta_iteration(task, device)
+
+    def without_kernels():
+        with native.disabled():
+            ours()
+
+    times = interleaved_seconds(
+        {"ours": ours, "plain": without_kernels, "compiled": compiled, "reference": reference},
+        args.repeats,
+        device,
+        warmup=2,
+    )
     print(
-        "| DMoptimizer meta-iteration (20-step unroll, MNIST MLP 784-20-10, batch 128) | seconds "
-        "| speed-up vs reference |"
+        "| DMoptimizer meta-iteration (20-step unroll, MNIST MLP 784-20-10, batch 128) | seconds (median) "
+        "| speed-up vs reference (median of rounds) |"
     )
     print("|---|---|---|")
-    print(f"| l2o, eager | {t_ours:.3f} | {t_ref / t_ours:.2f}x |")
-    print(f"| l2o, `compile=True` (torch.compile of the learned step) | {t_comp:.3f} | {t_ref / t_comp:.2f}x |")
-    print(f"| reference (nn.LSTM + higher.innerloop_ctx) | {t_ref:.3f} | 1.00x |")
+    labels = {
+        "ours": "l2o (LSTM cells with the fused CPU kernels, `l2o/kernels/lstm.inc`)",
+        "plain": "l2o, LSTM cells as PyTorch operations (`l2o.native.disabled()`)",
+        "compiled": "l2o, `compile=True` (torch.compile of the learned step)",
+        "reference": "reference (nn.LSTM + higher.innerloop_ctx)",
+    }
+    for name, label in labels.items():
+        ratio = statistics.median(r / t for r, t in zip(times["reference"], times[name]))
+        print(f"| {label} | {statistics.median(times[name]):.3f} | {ratio:.2f}x |")
     print("\ntarget: speed-up >= 3x on CPU")
     if device.type == "cuda":
         print(

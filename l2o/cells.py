@@ -3,13 +3,51 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from l2o import native
+
+_KERNELS = Path(__file__).resolve().parent / "kernels" / "lstm.c"
+
+
+class _FusedLSTMPointwise(torch.autograd.Function):
+    """The point-wise part of ``lstm_cell`` (gates -> h', c') and its backward as one
+    C kernel each (``l2o/kernels/lstm.inc``) instead of a dozen PyTorch operations
+    and their backward nodes over (M, 4H) tensors. Gates (M, 4H), c (M, H)."""
+
+    @staticmethod
+    def forward(ctx, gates: Tensor, c: Tensor, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
+        gates, c = gates.contiguous(), c.contiguous()
+        h_new, c_new, act = torch.empty_like(c), torch.empty_like(c), torch.empty_like(gates)
+        native.call(lib, "lstm_forward", (gates, c, h_new, c_new, act), c.shape, (forget_bias,))
+        ctx.save_for_backward(act, c, c_new)
+        ctx.lib = lib
+        return h_new, c_new
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh: Tensor | None, dc: Tensor | None):
+        act, c, c_new = ctx.saved_tensors
+        dh = torch.zeros_like(c) if dh is None else dh.contiguous()
+        dc = torch.zeros_like(c) if dc is None else dc.contiguous()
+        d_gates, d_c = torch.empty_like(act), torch.empty_like(c)
+        native.call(ctx.lib, "lstm_backward", (dh, dc, act, c, c_new, d_gates, d_c), c.shape)
+        return d_gates, d_c, None, None
 
 
 def lstm_cell(
-    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor, forget_bias: float = 0.0
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b: Tensor,
+    forget_bias: float = 0.0,
+    fused: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """One LSTM step, gates in ``torch.nn.LSTM``'s order (input, forget, cell, output)::
 
@@ -18,7 +56,21 @@ def lstm_cell(
 
     ``forget_bias`` = 1 is TensorFlow's ``LSTMCell`` default, used by the learned
     optimizers' reference code. Any leading batch dimensions are allowed.
+
+    ``fused=True``: on the CPU (float32/float64), the point-wise part and its
+    backward run as C kernels (``_FusedLSTMPointwise``; the same values to
+    rounding, tested). Its backward cannot itself be differentiated, so cells
+    whose gradient enters a second-order graph (an optimizee's) keep the default.
     """
+    lib = _kernels(c) if fused else None
+    if lib is not None:
+        # one product with [x, h] and [W_ih, W_hh]: the (M, 4H) gates are written once, and their
+        # gradient read once for the input and once for the weights (not twice each)
+        H = h.shape[-1]
+        xh = torch.cat([x.reshape(-1, x.shape[-1]), h.reshape(-1, H)], 1)
+        gates = torch.addmm(b, xh, torch.cat([w_ih, w_hh], 1).T)
+        h_new, c_new = _FusedLSTMPointwise.apply(gates, c.reshape(-1, H), float(forget_bias), lib)
+        return h_new.reshape(h.shape), c_new.reshape(c.shape)
     gates = torch.addmm(b, x.reshape(-1, x.shape[-1]), w_ih.T).addmm_(h.reshape(-1, h.shape[-1]), w_hh.T)
     gates = gates.reshape(*h.shape[:-1], -1)
     i, f, g, o = gates.chunk(4, dim=-1)
@@ -26,6 +78,12 @@ def lstm_cell(
         f = f + forget_bias
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _kernels(t: Tensor):
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return None
+    return native.load_library(_KERNELS)
 
 
 class LSTMCellParams(nn.Module):
@@ -48,7 +106,8 @@ class LSTMCellParams(nn.Module):
             self.bias.zero_()
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        return lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias, self.forget_bias)
+        # fused: a learned optimizer's cells are differentiated once (by the meta-gradient)
+        return lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias, self.forget_bias, fused=True)
 
 
 def trunc_normal_(w: Tensor, std: float, generator: torch.Generator) -> Tensor:

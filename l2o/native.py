@@ -8,7 +8,9 @@ For those loops a C file beside its Python caller holds one fused loop, and
 ``load_library(path)`` turns it into a ``ctypes.CDLL``:
 
 - compiled with the system's C compiler (``$CC``, else ``cc``) as
-  ``-O3 -fopenmp -shared -fPIC`` (and ``-mavx2 -mfma`` where the CPU has them) into
+  ``-O3 -fno-trapping-math -fopenmp -shared -fPIC`` (and ``-mavx2 -mfma`` where
+  the CPU has them; ``-fno-trapping-math`` lets branch-free selects vectorise and
+  keeps IEEE results, NaN included) into
   ``$MDL_NATIVE_CACHE`` (default ``~/.cache/model-driven-dl/native``), named by a
   hash of the sources, the flags and this CPU's feature flags, written to a
   temporary file and renamed; later calls and processes load the cached file;
@@ -16,7 +18,8 @@ For those loops a C file beside its Python caller holds one fused loop, and
   already loaded, so the kernels share PyTorch's thread pool and its thread count
   (``torch.set_num_threads``) instead of competing with it;
 - no compiler, or a failed build: ``None`` and one warning, and the callers use
-  their PyTorch path; ``MDL_NATIVE=0`` asks for that path everywhere.
+  their PyTorch path; ``MDL_NATIVE=0`` asks for that path everywhere, and code
+  traced by ``torch.compile`` takes it too.
 
 Every kernel has a PyTorch twin that the tests compare it with, and the callers
 use kernels only where no autograd graph is needed.
@@ -35,13 +38,19 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-FLAGS = ("-O3", "-fopenmp", "-shared", "-fPIC", "-std=c99")
+FLAGS = ("-O3", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC", "-std=c99")
 _loaded: dict[Path, ctypes.CDLL | None] = {}
 _disabled = 0
 
 
 def enabled() -> bool:
-    """False under ``MDL_NATIVE=0`` or inside ``disabled()``."""
+    """False under ``MDL_NATIVE=0``, inside ``disabled()``, and while ``torch.compile``
+    traces (the compiler fuses the PyTorch path itself; a ctypes call would break
+    its graph)."""
+    import torch
+
+    if torch.compiler.is_compiling():
+        return False
     return _disabled == 0 and os.environ.get("MDL_NATIVE", "1") != "0"
 
 

@@ -1,0 +1,50 @@
+/* Coordinatewise LSTM cell, point-wise part (see lstm.inc and l2o/cells.py). */
+#include <math.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+
+/* exp for float32 that the compiler can vectorise (libm's expf is a call per
+   element): exp(x) = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in two parts
+   (Cody-Waite), e^r by its Taylor polynomial to degree 7 (|r| <= ln 2 / 2: error
+   below 1e-8 relative), 2^n put into the exponent bits. Inputs are clamped to
+   [-87, 88] (no overflow, no denormal results); NaN stays NaN. */
+static inline float exp_f32(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* round to nearest by adding and subtracting 1.5 * 2^23 (branch-free; |x / ln 2| < 2^22) */
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
+
+/* tanh through the sigmoid: tanh(x) = 2 s(2x) - 1. Absolute error of float32
+   rounding (about 1e-7), which is what the LSTM's sums need; in float64, libm's. */
+static inline float tanh_f32(float x) { return 2.0f * sigmoid_f32(2.0f * x) - 1.0f; }
+static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline double tanh_f64(double x) { return tanh(x); }
+
+#define REAL float
+#define NAME(f) f##_f32
+#define ACTIVATIONS_BY_SIGMOID
+#include "lstm.inc"
+#undef ACTIVATIONS_BY_SIGMOID
+#undef REAL
+#undef NAME
+
+#define REAL double
+#define NAME(f) f##_f64
+#include "lstm.inc"
