@@ -166,21 +166,23 @@ class ADMMNetStage(nn.Module):
         self.multiplier = MultiplierUpdateLayer(num_filters, eta)
 
     def forward(self, state: State, y: Tensor, physics) -> State:
+        lib = _kernels(state[1]) if self.reconstruction.real_images else None
+        if lib is not None:
+            return self.forward_in_kernels(lib, state, y, physics)
         z, beta = state
         x = self.reconstruction(z, beta, y, physics)
-        lib = _kernels(x)
-        if lib is not None:
-            return self._tail_in_kernel(lib, x, beta)
         c = self.convolution(x)
         z = self.nonlinear(c, beta)
         beta = self.multiplier(beta, c, z)
         return z, beta
 
-    def _tail_in_kernel(self, lib, x: Tensor, beta: Tensor, out: State | None = None) -> State:
-        """C, Z and M fused in one pass over the responses (inference on the CPU):
-        the same arithmetic as the layers, without the (B, L, H, W) temporaries.
-        ``out``: two contiguous tensors shaped like ``beta``, not ``beta`` itself,
-        to write ``(z, beta)`` into."""
+    def forward_in_kernels(self, lib, state: State, y: Tensor, physics, out: State | None = None) -> State:
+        """The stage for inference on the CPU: X (its adjoint in a kernel), then C, Z
+        and M fused in one pass over the responses; the same arithmetic as the
+        layers, without the (B, L, H, W) temporaries. ``out``: two contiguous
+        tensors shaped like ``beta`` (not ``state``'s) to write ``(z, beta)`` into."""
+        z, beta = state
+        x = self.reconstruction(z, beta, y, physics)
         plf = self.nonlinear.plf
         B, L, H, W = beta.shape
         taps = self.convolution.filters.filters().flip(-1, -2).to(x.dtype).contiguous()
@@ -267,7 +269,7 @@ class ADMMNet(UnrolledModel):
 
     def forward(self, y: Tensor, physics, num_stages: int | None = None, checkpoint: bool = False) -> Tensor:
         state = self.init_state(y, physics)
-        lib = _kernels(state[0]) if self.config["real_images"] else None
+        lib = _kernels(state[1]) if self.config["real_images"] else None
         if lib is None:
             return self.output(self.run(y, physics, num_stages, checkpoint, state=state), y, physics)
         # inference on the CPU: the stages' (z, beta) alternate between two pairs of buffers, which no
@@ -276,9 +278,7 @@ class ADMMNet(UnrolledModel):
         state = (state[0], state[1].clone())  # init_state's z and beta are one tensor of zeros
         spare = (torch.empty_like(state[0]), torch.empty_like(state[1]))
         for stage in self.stages[: len(self.stages) if num_stages is None else num_stages]:
-            z, beta = state
-            x = stage.reconstruction(z, beta, y, physics)
-            state, spare = stage._tail_in_kernel(lib, x, beta, out=spare), state
+            state, spare = stage.forward_in_kernels(lib, state, y, physics, out=spare), state
         return self.output(state, y, physics)
 
 

@@ -37,9 +37,9 @@ from unrolled.models.base import State, UnrolledModel
 from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
 
 PENALTIES = ("rbf", "student_t")
-_KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 SHARING = ("shared", "stagewise")
 MATCH_ON = ("input", "estimate")
+_KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 
 
 def _kernels(x: Tensor):
@@ -343,12 +343,12 @@ class MRFEnergy(nn.Module):
                 out[:, None, r0 : r1 + 2 * q] += F.fold(cols, (r1 - r0 + 2 * q, W + 2 * q), s)
             return pad_adjoint(out, q, bank.padding)
         if isinstance(self.penalty, RBFPenalty):
-            tables = [t.to(x.dtype).contiguous() for t in self.penalty.segments()]
-            T = tables[0].shape[1]
-            phi_args = ("gd_phi_table", tables, (T,), (self.penalty.extent, (T - 1) / (2 * self.penalty.extent)))
+            tabs = [t.to(x.dtype).contiguous() for t in self.penalty.segments()]
+            T, extent = tabs[0].shape[1], self.penalty.extent
+            phi, ints, floats = "gd_phi_table", (T,), (extent, (T - 1) / (2 * extent))
         else:
             alpha, scale = (t.exp().to(x.dtype).contiguous() for t in (self.penalty.log_alpha, self.penalty.log_scale))
-            phi_args = ("gd_phi_student", [alpha, (scale * scale).contiguous()], (), ())
+            phi, tabs, ints, floats = "gd_phi_student", [alpha, (scale * scale).contiguous()], (), ()
         patches, responses, cols = (x.new_empty(m * rows * W) for m in (s * s, L, s * s))
         for b in range(B):
             for r0 in range(0, H, rows):
@@ -357,8 +357,7 @@ class MRFEnergy(nn.Module):
                 geometry = (W + 2 * q, s, r0, n // W, W)
                 native.call(lib, "gd_im2col", (xp[b], p), geometry)
                 torch.mm(w, p, out=r)
-                name, tabs, ints, floats = phi_args
-                native.call(lib, name, (r, *tabs), (L, n, *ints), floats)
+                native.call(lib, phi, (r, *tabs), (L, n, *ints), floats)
                 torch.mm(wt, r, out=c)
                 native.call(lib, "gd_col2im", (c, out[b]), geometry)
         return pad_adjoint(out, q, bank.padding)

@@ -154,7 +154,6 @@ class MRI:
         which ``irfft2`` turns into ``x``. The mask and ``y`` need no symmetry.
         Zero denominators get 1e-6, as in ``solve_unitary``.
         """
-
         pos, neg = self._half_data(y)
         r = None if rhs is None else torch.fft.rfft2(rhs, norm="ortho")
         half = self._m2_half.shape
