@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FLAGS = ("-O3", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC", "-std=c99")
+SHARED_INCLUDE = Path(__file__).resolve().parent / "kernels"  # both_types.h, for every kernel file
 _loaded: dict[Path, ctypes.CDLL | None] = {}
 _disabled = 0
 
@@ -96,7 +97,8 @@ def _compile(source: Path, target: Path, compiler: str) -> str | None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".tmp")
     os.close(fd)
     try:
-        cmd = [compiler, *FLAGS, *_target_flags(), f"-I{source.parent}", str(source), "-o", tmp, "-lm"]
+        includes = [f"-I{source.parent}", f"-I{SHARED_INCLUDE}"]
+        cmd = [compiler, *FLAGS, *_target_flags(), *includes, str(source), "-o", tmp, "-lm"]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:  # e.g. a compiler without OpenMP: the kernels run on one thread
             run = subprocess.run([c for c in cmd if c != "-fopenmp"], capture_output=True, text=True)
@@ -109,8 +111,9 @@ def _compile(source: Path, target: Path, compiler: str) -> str | None:
 
 
 def load_library(source: str | Path) -> ctypes.CDLL | None:
-    """The compiled ``source`` (a C file; ``#include``s resolve beside it), or None
-    when kernels are disabled or it cannot be built (warned once)."""
+    """The compiled ``source`` (a C file; ``#include``s resolve beside it and in
+    ``l2o/kernels``, whose ``both_types.h`` instantiates a kernel file for float and
+    double), or None when kernels are disabled or it cannot be built (warned once)."""
     if not enabled():
         return None
     source = Path(source).resolve()
@@ -124,8 +127,9 @@ def load_library(source: str | Path) -> ctypes.CDLL | None:
         key = hashlib.sha256()
         for part in (compiler, " ".join(FLAGS + tuple(_target_flags())), _cpu_signature(), platform.machine()):
             key.update(part.encode())
-        for f in sorted(source.parent.glob("*.[ch]")) + sorted(source.parent.glob("*.inc")):
-            key.update(f.read_bytes())
+        for folder in dict.fromkeys((source.parent, SHARED_INCLUDE)):
+            for f in sorted(folder.glob("*.[ch]")) + sorted(folder.glob("*.inc")):
+                key.update(f.read_bytes())
         target = cache_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
         error = None if target.is_file() else _compile(source, target, compiler)
         if error is None:

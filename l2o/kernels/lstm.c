@@ -37,14 +37,5 @@ static inline float tanh_f32(float x) { return 2.0f * sigmoid_f32(2.0f * x) - 1.
 static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 static inline double tanh_f64(double x) { return tanh(x); }
 
-#define REAL float
-#define NAME(f) f##_f32
-#define ACTIVATIONS_BY_SIGMOID
-#include "lstm.inc"
-#undef ACTIVATIONS_BY_SIGMOID
-#undef REAL
-#undef NAME
-
-#define REAL double
-#define NAME(f) f##_f64
-#include "lstm.inc"
+#define KERNELS "lstm.inc"
+#include "both_types.h"
