@@ -71,7 +71,8 @@ def cache_dir() -> Path:
 
 
 def _cpu_signature() -> str:
-    """The CPU's feature flags (``-march=native`` code must not run on another CPU)."""
+    """The CPU's feature flags (in the cache key: a library built with AVX2 must not
+    be loaded on a CPU without it, e.g. from a home directory shared by machines)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
@@ -131,12 +132,17 @@ def load_library(source: str | Path) -> ctypes.CDLL | None:
             for f in sorted(folder.glob("*.[ch]")) + sorted(folder.glob("*.inc")):
                 key.update(f.read_bytes())
         target = cache_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
+        import torch  # noqa: F401  (loads PyTorch's libgomp first, so the kernels share its OpenMP runtime)
+
         error = None if target.is_file() else _compile(source, target, compiler)
         if error is None:
-            import torch  # noqa: F401  (loads PyTorch's libgomp first, so the kernels share its OpenMP runtime)
-
-            lib = ctypes.CDLL(str(target))
-        else:
+            try:
+                lib = ctypes.CDLL(str(target))
+            except OSError:  # a damaged cached file: build it again, once
+                error = _compile(source, target, compiler)
+                if error is None:
+                    lib = ctypes.CDLL(str(target))
+        if lib is None:
             warnings.warn(f"{source.name} did not compile ({error}); using PyTorch operations (slower)", stacklevel=2)
     _loaded[source] = lib
     return lib

@@ -54,6 +54,22 @@ def test_compiles_once_caches_and_calls(fresh):
 
 
 @NEEDS_CC
+def test_a_damaged_cached_library_is_built_again(fresh, monkeypatch):
+    src = fresh / "scale.c"
+    src.write_text(SOURCE)
+    assert native.load_library(src) is not None
+    (built,) = (fresh / "cache").glob("scale-*.so")
+    # the same name in another cache, damaged (a library this process loaded would not be reopened)
+    monkeypatch.setenv("MDL_NATIVE_CACHE", str(fresh / "other"))
+    (fresh / "other").mkdir()
+    damaged = fresh / "other" / built.name
+    damaged.write_bytes(b"not a shared library")
+    native._loaded.clear()
+    lib = native.load_library(src)
+    assert lib is not None and damaged.read_bytes()[:4] == b"\x7fELF"
+
+
+@NEEDS_CC
 def test_a_source_that_does_not_compile_warns_and_falls_back(fresh):
     src = fresh / "bad.c"
     src.write_text("this is not C")
