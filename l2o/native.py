@@ -93,9 +93,12 @@ def _target_flags() -> list[str]:
 
 
 def _compile(source: Path, target: Path, compiler: str) -> str | None:
-    """Build ``target``; the compiler's complaint if it fails."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".tmp")
+    """Build ``target``; the compiler's complaint (or the file system's) if it fails."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".tmp")
+    except OSError as e:
+        return f"cannot write to {target.parent}: {e.strerror}; set MDL_NATIVE_CACHE"
     os.close(fd)
     try:
         includes = [f"-I{source.parent}", f"-I{SHARED_INCLUDE}"]

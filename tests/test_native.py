@@ -70,12 +70,19 @@ def test_a_damaged_cached_library_is_built_again(fresh, monkeypatch):
 
 
 @NEEDS_CC
-def test_a_source_that_does_not_compile_warns_and_falls_back(fresh):
+def test_a_source_that_does_not_compile_warns_and_falls_back(fresh, monkeypatch):
     src = fresh / "bad.c"
     src.write_text("this is not C")
     with pytest.warns(UserWarning, match="did not compile"):
         assert native.load_library(src) is None
     assert not list((fresh / "cache").glob("*.so"))
+    # a cache that cannot be written: the same fallback, with the reason
+    (fresh / "file").write_text("")
+    monkeypatch.setenv("MDL_NATIVE_CACHE", str(fresh / "file" / "cache"))
+    good = fresh / "good.c"
+    good.write_text(SOURCE)
+    with pytest.warns(UserWarning, match="cannot write to .*MDL_NATIVE_CACHE"):
+        assert native.load_library(good) is None
 
 
 def test_switches_and_argument_checks(fresh, monkeypatch):
