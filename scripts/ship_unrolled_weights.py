@@ -117,6 +117,19 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
         ),
     ),
+    # the 20% network trained on: 80 more epochs at a decaying rate (run after admm_chest_r20, whose file it
+    # starts from and replaces; chest has no validation split, so the recipe is fixed, not selected)
+    "admm_chest_r20_ft": (
+        "admm_net_chest_r20",
+        over(
+            ADMM,
+            "physics.ratio=0.2",
+            "train.lr=5e-4",
+            "train.lr_decay=0.97",
+            "train.epochs=80",
+            "init_from=unrolled/weights/admm_net_chest_r20.pt",
+        ),
+    ),
     "admm_mni_r20": (
         "admm_net_mni_r20",
         [
@@ -134,6 +147,8 @@ JOBS: dict[str, tuple[str, list[str]]] = {
 
 # follow-up jobs write the same file as another job only if their validation loss is lower
 REPLACES = {"gd_shared_s25_k10": "gd_shared_s25", "gd_stagewise_s25_ft": "gd_stagewise_s25"}
+# jobs that continue the training of another job's shipped file (named in their cards)
+BASES = {**REPLACES, "admm_chest_r20_ft": "admm_chest_r20"}
 
 
 def main() -> None:
@@ -171,6 +186,11 @@ def main() -> None:
             )
         shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
+        init = [o.split("=", 1)[1] for o in overrides if o.startswith("init_from=")]
+        start = ""
+        if init:
+            base = f" by `--only {BASES[job]}`" if job in BASES else ""
+            start = f"\n- started from `{init[0]}` as made{base} (that card is in the file's git history)."
         card = f"""# {stem}
 
 File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
@@ -184,7 +204,7 @@ File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
 - training: {m["train_config"]["optimizer"]} (learning rate {m["train_config"]["lr"]}), loss
   {m["train_config"]["loss"]}, batch {m["train_config"]["batch_size"]}, mode {m["train_config"]["mode"]},
   {m["epochs"]} epochs, {m["seconds_per_epoch"]:.0f} s per epoch on one CPU thread ({m["seconds"] / 60:.0f} min);
-- final training loss {m["final_train_loss"]:.5f}; weights kept: {m["selection"]}.
+- final training loss {m["final_train_loss"]:.5f}; weights kept: {m["selection"]}.{start}
 
 Test results (PSNR, SSIM, NRMSE on held-out images): see the README.
 """
