@@ -19,16 +19,7 @@ def sync(device: torch.device | str) -> None:
 def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device | str, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed
     ones, synchronising the device around each timed call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(interleaved_seconds({"fn": fn}, repeats, device, warmup)["fn"])
 
 
 def interleaved_seconds(
