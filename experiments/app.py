@@ -165,6 +165,16 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def load_start_weights(module: Any, state_dict: dict, path: Any, strict: bool = True) -> tuple[list, list]:
+    """``module.load_state_dict(state_dict)`` for ``init_from=path``: a shape or name
+    mismatch becomes a ValueError naming the file (report it in ``config_errors``).
+    Returns the missing and unexpected keys (non-empty only with ``strict=False``)."""
+    try:
+        return module.load_state_dict(state_dict, strict=strict)
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not fit this model: {str(e).splitlines()[-1].strip()}") from None
+
+
 def positive_int(cfg: DictConfig, key: str) -> int:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

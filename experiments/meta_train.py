@@ -29,7 +29,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments.app import ConfigError, config_errors, hydra_app, positive_int, require, run_dir
+from experiments.app import ConfigError, config_errors, hydra_app, load_start_weights, positive_int, require, run_dir
 from experiments.evaluate import build_task
 from experiments.reporting import write_json
 from l2o.learned import LEARNED, load_learned, make_learned, save_learned
@@ -97,10 +97,7 @@ def meta_train(cfg: DictConfig) -> dict[str, Any]:
             f"init_from={cfg.init_from} holds a {start.name} optimizer, not {trainer.learned.name}",
         )
         with config_errors("init_from"):
-            try:
-                trainer.learned.load_state_dict(start.state_dict())
-            except RuntimeError as e:  # shapes or names differ
-                raise ValueError(f"{cfg.init_from} does not fit: {str(e).splitlines()[-1].strip()}") from None
+            load_start_weights(trainer.learned, start.state_dict(), cfg.init_from)
         log.info("initialised from %s", cfg.init_from)
     out = run_dir()
     ckpt_dir = out / "checkpoints"

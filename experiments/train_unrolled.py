@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments.app import ConfigError, config_errors, hydra_app, positive_int, run_dir
+from experiments.app import ConfigError, config_errors, hydra_app, load_start_weights, positive_int, run_dir
 from experiments.reporting import write_json
 from experiments.unrolled_setup import build_model, build_physics, check_image_shape, check_physics, load_data
 from l2o.io import load_torch_checked, save_torch_atomic
@@ -53,12 +53,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.init_from:
         with config_errors("init_from"):
             start, _ = load_model(cfg.init_from)
-            try:
-                missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
-            except RuntimeError as e:  # shapes differ
-                raise ValueError(
-                    f"{cfg.init_from} does not fit this model: {str(e).splitlines()[-1].strip()}"
-                ) from None
+            missing, unexpected = load_start_weights(model, start.state_dict(), cfg.init_from, strict=False)
         if unexpected:
             raise ConfigError(f"init_from={cfg.init_from} has parameters this model lacks: {unexpected[:5]}")
         log.info("initialised from %s (parameters left at their init: %s)", cfg.init_from, missing)

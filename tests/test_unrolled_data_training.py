@@ -261,6 +261,19 @@ def test_train_app_errors(tmp_path, override, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_init_from_weights_that_do_not_fit_gives_one_clear_error(tmp_path):
+    shipped = ROOT / "unrolled" / "weights" / "admm_net_chest_r20.pt"
+    proc = run_app(
+        "experiments.train_unrolled",
+        "data=mni",
+        "data.train_samples=2",
+        "model.num_filters=4",
+        f"init_from={shipped}",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 2 and "does not fit this model" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_chest_without_data_gives_one_clear_error(tmp_path):
     proc = run_app(
         "experiments.eval_unrolled", "data=chest", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}"
