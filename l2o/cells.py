@@ -62,7 +62,7 @@ def lstm_cell(
     rounding, tested). Its backward cannot itself be differentiated, so cells
     whose gradient enters a second-order graph (an optimizee's) keep the default.
     """
-    lib = _kernels(c) if fused else None
+    lib = native.library_for(_KERNELS, c) if fused else None
     if lib is not None:
         # one product with [x, h] and [W_ih, W_hh]: the (M, 4H) gates are written once, and their
         # gradient read once for the input and once for the weights (not twice each)
@@ -78,12 +78,6 @@ def lstm_cell(
         f = f + forget_bias
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
-
-
-def _kernels(t: Tensor):
-    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
-        return None
-    return native.load_library(_KERNELS)
 
 
 class LSTMCellParams(nn.Module):

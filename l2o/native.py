@@ -151,6 +151,19 @@ def load_library(source: str | Path) -> ctypes.CDLL | None:
     return lib
 
 
+def library_for(source: str | Path, t, inference_only: bool = False) -> ctypes.CDLL | None:
+    """``load_library(source)`` where a kernel may take ``t``: a CPU tensor of float32,
+    float64 or their complex types, and, with ``inference_only``, autograd off (the
+    kernels that have no backward); else None (the caller's PyTorch path)."""
+    import torch
+
+    if inference_only and torch.is_grad_enabled():
+        return None
+    if t.device.type != "cpu" or str(t.dtype).removeprefix("torch.") not in _SUFFIX:
+        return None
+    return load_library(source)
+
+
 _SUFFIX = {"float32": "f32", "float64": "f64", "complex64": "f32", "complex128": "f64"}
 
 

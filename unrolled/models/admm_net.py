@@ -37,11 +37,9 @@ _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "admm_net.c"
 
 
 def _kernels(t: Tensor):
-    """The compiled stage kernels (``unrolled/kernels/admm_net.inc``) where ``t``'s computation
-    may use them: real float32/float64 CPU tensors with autograd off; else None."""
-    if torch.is_grad_enabled() or t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
-        return None
-    return native.load_library(_KERNELS)
+    """The compiled stage kernels (``unrolled/kernels/admm_net.inc``) for a real CPU
+    tensor with autograd off (inference); else None."""
+    return None if t.is_complex() else native.library_for(_KERNELS, t, inference_only=True)
 
 
 class ReconstructionLayer(nn.Module):
@@ -97,6 +95,7 @@ class PiecewiseLinear(nn.Module):
     ):
         super().__init__()
         self.low, self.high, self.points = low, high, points
+        self.step = (high - low) / (points - 1)  # knot spacing
         p = torch.linspace(low, high, points, dtype=torch.float64)
         soft = torch.sign(p) * torch.clamp(p.abs() - threshold, min=0)
         self.values = nn.Parameter(soft.to(torch.get_default_dtype()).repeat(num_channels, 1))
@@ -106,9 +105,8 @@ class PiecewiseLinear(nn.Module):
         each: piece 0 is ``x < p_0``, piece j ``p_{j-1} <= x < p_j``, piece P is
         ``x >= p_{P-1}``; differentiable in ``values``."""
         q = self.values
-        step = (self.high - self.low) / (self.points - 1)
-        knots = self.low + step * torch.arange(self.points - 1, dtype=q.dtype, device=q.device)
-        inner = (q[:, 1:] - q[:, :-1]) / step
+        knots = self.low + self.step * torch.arange(self.points - 1, dtype=q.dtype, device=q.device)
+        inner = (q[:, 1:] - q[:, :-1]) / self.step
         ones = torch.ones_like(q[:, :1])
         slopes = torch.cat([ones, inner, ones], 1)
         intercepts = torch.cat([q[:, :1] - self.low, q[:, :-1] - inner * knots, q[:, -1:] - self.high], 1)
@@ -122,10 +120,9 @@ class PiecewiseLinear(nn.Module):
         channel's place in the flattened tables, then two gathers (a uniform grid
         needs no search)."""
         L, n = self.values.shape[0], self.points + 1
-        step = (self.high - self.low) / (self.points - 1)
         intercepts, slopes = self.tables()
         with torch.no_grad():
-            index = x.mul(1 / step).add_(1 - self.low / step).clamp_(0, n - 1).to(torch.int32)
+            index = x.mul(1 / self.step).add_(1 - self.low / self.step).clamp_(0, n - 1).to(torch.int32)
             index += torch.arange(0, L * n, n, dtype=torch.int32, device=x.device).view(1, L, 1, 1)
             index = index.view(-1)
         a = intercepts.reshape(-1).index_select(0, index).view_as(x)
@@ -190,13 +187,12 @@ class ADMMNetStage(nn.Module):
         eta = self.multiplier.eta.to(x.dtype).contiguous()
         beta = beta.contiguous()
         z, beta_out = out if out is not None else (torch.empty_like(beta), torch.empty_like(beta))
-        step = (plf.high - plf.low) / (plf.points - 1)
         native.call(
             lib,
             "admm_tail",
             (x.contiguous(), taps, beta, intercepts, slopes, eta, z, beta_out),
             (B, L, H, W, taps.shape[-1], plf.points + 1),
-            (1 / step, 1 - plf.low / step),
+            (1 / plf.step, 1 - plf.low / plf.step),
         )
         return z, beta_out
 

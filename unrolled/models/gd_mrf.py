@@ -42,11 +42,6 @@ MATCH_ON = ("input", "estimate")
 _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 
 
-def _kernels(x: Tensor):
-    """The compiled strip kernels for a float32/float64 CPU image; else None."""
-    return native.load_library(_KERNELS) if x.dtype in (torch.float32, torch.float64) else None
-
-
 def _student_t_phi(z: Tensor, alpha: Tensor, scale: Tensor) -> Tensor:
     """phi(z) = alpha z / (s^2 + z^2 / 2), the derivative of alpha log(1 + z^2 / (2 s^2))."""
     return alpha * z / (scale**2 + 0.5 * z * z)
@@ -331,7 +326,7 @@ class MRFEnergy(nn.Module):
         xp = pad(x, q, bank.padding).contiguous()
         out = xp.new_zeros(B, H + 2 * q, W + 2 * q)
         rows = max(1, strip_pixels // W)
-        lib = _kernels(x)
+        lib = None if x.is_complex() else native.library_for(_KERNELS, x)
         if lib is None:
             phi = self.penalty.lookup()
             for r0 in range(0, H, rows):

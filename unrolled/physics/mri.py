@@ -30,9 +30,9 @@ def _kernels(data: Tensor, spectrum: Tensor):
     """The compiled half-grid solve (``unrolled/kernels/mri.inc``) for complex CPU
     data of ``spectrum``'s precision with autograd off; else None."""
     pair = {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(data.dtype)
-    if torch.is_grad_enabled() or data.device.type != "cpu" or pair != spectrum.dtype or data.ndim > 3:
+    if pair != spectrum.dtype or data.ndim > 3:
         return None
-    return native.load_library(_KERNELS)
+    return native.library_for(_KERNELS, data, inference_only=True)
 
 
 class MRI:
