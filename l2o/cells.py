@@ -14,29 +14,51 @@ from l2o import native
 _KERNELS = Path(__file__).resolve().parent / "kernels" / "lstm.c"
 
 
-class _FusedLSTMPointwise(torch.autograd.Function):
-    """The point-wise part of ``lstm_cell`` (gates -> h', c') and its backward as one
-    C kernel each (``l2o/kernels/lstm.inc``) instead of a dozen PyTorch operations
-    and their backward nodes over (M, 4H) tensors. Gates (M, 4H), c (M, H)."""
+def _graph_kept() -> bool:
+    """Whether the running backward keeps its graph for another one (True when
+    PyTorch does not say)."""
+    kept = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if kept is None else bool(kept())
+
+
+class _FusedLSTMCell(torch.autograd.Function):
+    """One LSTM step from ``xh`` = [x, h] (M, I + H), ``c`` (M, H), the stacked weights
+    ``w`` = [W_ih, W_hh] (4H, I + H) and bias ``b`` (4H): the gates as one matrix
+    product, their point-wise part (gates -> h', c') and its backward as one C kernel
+    each (``l2o/kernels/lstm.inc``) instead of a dozen PyTorch operations and their
+    backward nodes over (M, 4H) tensors.
+
+    The kernels work in place: the activations the backward needs are written over
+    the gates, and their gradient over the activations, so a step allocates no
+    (M, 4H) buffer beyond the product's output (fresh buffers, touched for the first
+    time, cost about as much as the arithmetic). Where the graph is kept for another
+    backward (``retain_graph=True``, ``gradcheck``), the backward works on a copy."""
 
     @staticmethod
-    def forward(ctx, gates: Tensor, c: Tensor, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
-        gates, c = gates.contiguous(), c.contiguous()
-        h_new, c_new, act = torch.empty_like(c), torch.empty_like(c), torch.empty_like(gates)
-        native.call(lib, "lstm_forward", (gates, c, h_new, c_new, act), c.shape, (forget_bias,))
-        ctx.save_for_backward(act, c, c_new)
+    def forward(ctx, xh: Tensor, c: Tensor, w: Tensor, b: Tensor, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
+        c = c.contiguous()
+        act = torch.addmm(b, xh, w.T)  # the gates, activated in place below
+        h_new, c_new = torch.empty_like(c), torch.empty_like(c)
+        native.call(lib, "lstm_forward", (act, c, h_new, c_new), c.shape, (forget_bias,))
+        ctx.save_for_backward(xh, w, act, c, c_new)
         ctx.lib = lib
         return h_new, c_new
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh: Tensor | None, dc: Tensor | None):
-        act, c, c_new = ctx.saved_tensors
+        xh, w, d_gates, c, c_new = ctx.saved_tensors
+        if _graph_kept():
+            d_gates = d_gates.clone()
         dh = torch.zeros_like(c) if dh is None else dh.contiguous()
         dc = torch.zeros_like(c) if dc is None else dc.contiguous()
-        d_gates, d_c = torch.empty_like(act), torch.empty_like(c)
-        native.call(ctx.lib, "lstm_backward", (dh, dc, act, c, c_new, d_gates, d_c), c.shape)
-        return d_gates, d_c, None, None
+        d_c = torch.empty_like(c)
+        native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, c_new, d_c), c.shape)
+        d_xh = d_gates @ w if ctx.needs_input_grad[0] else None
+        # (xh^T d_gates)^T: a transposed (M, 4H) operand would be copied by the product first
+        d_w = (xh.T @ d_gates).T if ctx.needs_input_grad[2] else None
+        d_b = d_gates.sum(0) if ctx.needs_input_grad[3] else None
+        return d_xh, d_c, d_w, d_b, None, None
 
 
 def lstm_cell(
@@ -57,10 +79,11 @@ def lstm_cell(
     ``forget_bias`` = 1 is TensorFlow's ``LSTMCell`` default, used by the learned
     optimizers' reference code. Any leading batch dimensions are allowed.
 
-    ``fused=True``: on the CPU (float32/float64), the point-wise part and its
-    backward run as C kernels (``_FusedLSTMPointwise``; the same values to
-    rounding, tested). Its backward cannot itself be differentiated, so cells
-    whose gradient enters a second-order graph (an optimizee's) keep the default.
+    ``fused=True``: on the CPU (float32/float64), the step is one autograd node
+    whose point-wise part and its backward run as C kernels (``_FusedLSTMCell``;
+    the same values to rounding, tested). Its backward cannot itself be
+    differentiated, nor run twice on one graph, so cells whose gradient enters a
+    second-order graph (an optimizee's) keep the default.
     """
     lib = native.library_for(_KERNELS, c) if fused else None
     if lib is not None:
@@ -68,8 +91,8 @@ def lstm_cell(
         # gradient read once for the input and once for the weights (not twice each)
         H = h.shape[-1]
         xh = torch.cat([x.reshape(-1, x.shape[-1]), h.reshape(-1, H)], 1)
-        gates = torch.addmm(b, xh, torch.cat([w_ih, w_hh], 1).T)
-        h_new, c_new = _FusedLSTMPointwise.apply(gates, c.reshape(-1, H), float(forget_bias), lib)
+        w = torch.cat([w_ih, w_hh], 1)
+        h_new, c_new = _FusedLSTMCell.apply(xh, c.reshape(-1, H), w, b, float(forget_bias), lib)
         return h_new.reshape(h.shape), c_new.reshape(c.shape)
     gates = torch.addmm(b, x.reshape(-1, x.shape[-1]), w_ih.T).addmm_(h.reshape(-1, h.shape[-1]), w_hh.T)
     gates = gates.reshape(*h.shape[:-1], -1)

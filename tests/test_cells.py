@@ -6,9 +6,17 @@ import torch
 from conftest import kernels_or_skip
 
 from l2o import native
-from l2o.cells import _KERNELS, LSTMCellParams, _FusedLSTMPointwise, lstm_cell
+from l2o.cells import _KERNELS, LSTMCellParams, _FusedLSTMCell, lstm_cell
 
 D = torch.float64
+
+
+def pointwise(gates, c, forget_bias, lib):
+    """The fused cell's point-wise part alone: gates = gates I + 0."""
+    n = gates.shape[1]
+    return _FusedLSTMCell.apply(
+        gates, c, torch.eye(n, dtype=gates.dtype), torch.zeros(n, dtype=gates.dtype), forget_bias, lib
+    )
 
 
 def cell_inputs(dtype, M=37, H=20, I=2, seed=0, scale=1.0):
@@ -59,7 +67,7 @@ def test_fused_activations_over_a_wide_range_in_float32():
     M = z.numel()
     gates = torch.zeros(M, 4)
     gates[:, 1] = z  # forget gate: c' = s(z) * 1 + s(0) tanh(0) = s(z)
-    h, c_new = _FusedLSTMPointwise.apply(gates, torch.ones(M, 1), 0.0, lib)
+    h, c_new = pointwise(gates, torch.ones(M, 1), 0.0, lib)
     sig, got = torch.sigmoid(z.double()), c_new[:, 0].double()
     assert ((got - sig).abs() / sig)[z > -80].max().item() < 3e-7  # relative, down to s = 2e-35
     assert (got - sig).abs()[z <= -80].max().item() < 1e-37  # below, exp's input is clamped at -87
@@ -67,9 +75,9 @@ def test_fused_activations_over_a_wide_range_in_float32():
     assert (h[:, 0].double() - tanh_of_sig).abs().max().item() < 3e-7
     gates = torch.zeros(M, 4)
     gates[:, 2] = z  # cell input: c' = s(0) tanh(z)
-    _, c_new = _FusedLSTMPointwise.apply(gates, torch.zeros(M, 1), 0.0, lib)
+    _, c_new = pointwise(gates, torch.zeros(M, 1), 0.0, lib)
     assert (c_new[:, 0].double() - 0.5 * torch.tanh(z.double())).abs().max().item() < 3e-7
-    h, c_new = _FusedLSTMPointwise.apply(torch.full((1, 4), float("nan")), torch.zeros(1, 1), 0.0, lib)
+    h, c_new = pointwise(torch.full((1, 4), float("nan")), torch.zeros(1, 1), 0.0, lib)
     assert h.isnan().all() and c_new.isnan().all()
 
 
@@ -80,4 +88,21 @@ def test_learned_optimizer_cells_use_the_kernels():
     cell.reset_parameters(torch.Generator().manual_seed(0))
     x, h, c = torch.randn(6, 2), torch.randn(6, 4), torch.randn(6, 4)
     out, _ = cell(x, h, c)
-    assert type(out.grad_fn.next_functions[0][0]).__name__ == "_FusedLSTMPointwiseBackward"
+    assert type(out.grad_fn.next_functions[0][0]).__name__ == "_FusedLSTMCellBackward"
+
+
+def test_fused_cell_backward_with_a_kept_graph():
+    """The kernels overwrite the saved activations with their gradient, except where
+    the graph is kept: two backwards through one graph (``retain_graph=True``) give
+    the same gradients, equal to the composition's."""
+    kernels_or_skip(_KERNELS)
+    args = cell_inputs(D, M=6, H=4, I=2, seed=3)
+    h, c = lstm_cell(*args, forget_bias=1.0, fused=True)
+    loss = (h * c).sum()
+    first = torch.autograd.grad(loss, args, retain_graph=True)
+    second = torch.autograd.grad(loss, args)
+    hp, cp = lstm_cell(*args, forget_bias=1.0)
+    plain = torch.autograd.grad((hp * cp).sum(), args)
+    for a, b, p in zip(first, second, plain):
+        assert torch.equal(a, b)
+        assert ((a - p).abs().max() / p.abs().max()).item() < 1e-13
