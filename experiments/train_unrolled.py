@@ -151,6 +151,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": len(history),
         "final_train_loss": history[-1]["train_loss"] if history else math.nan,
         "best_val_loss": trainer.state.best["val_loss"],
+        "best_epoch": trainer.state.best["epoch"],  # 0: the init_from weights were not beaten
         "selection": selection,
         "seconds": trained_seconds,
         "seconds_this_call": time.perf_counter() - start,  # wall clock of this call

@@ -72,8 +72,9 @@ def load_data(cfg: DictConfig, need: tuple[str, ...] = ("train", "val", "test"))
         elif d.name == "images":
             from unrolled.data.images import test_tiles, training_crops
 
-            train = training_crops(d.train_crops, d.crop_size, seed=d.seed) if "train" in need else None
-            val = training_crops(d.val_crops, d.crop_size, seed=d.seed + 1) if "val" in need else None
+            names = tuple(d.train_images) if d.get("train_images") else None
+            train = training_crops(d.train_crops, d.crop_size, seed=d.seed, images=names) if "train" in need else None
+            val = training_crops(d.val_crops, d.crop_size, seed=d.seed + 1, images=names) if "val" in need else None
             test = test_tiles() if "test" in need else None
         elif d.name == "fastmri":
             from unrolled.data.fastmri import fastmri_files, load_fastmri_volume

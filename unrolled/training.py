@@ -60,6 +60,9 @@ class TrainConfig:
         (the recorded training loss of an L-BFGS epoch is the loss before its step).
     grad_clip: global gradient-norm clip for Adam (0: off).
     lr_decay: multiply the Adam learning rate by this every epoch.
+    resample: simulate the training measurements again at the start of every epoch
+        (fresh noise each epoch, seeded by ``seed`` and the epoch, so a resumed run
+        draws the same); off: one draw for the whole training.
     seed: fixes the batch order and any measurement noise.
     """
 
@@ -73,6 +76,7 @@ class TrainConfig:
     lbfgs_chunk: int = 8
     grad_clip: float = 0.0
     lr_decay: float = 1.0
+    resample: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -199,6 +203,9 @@ class UnrolledTrainer:
         self.model.train()
         g = torch.Generator().manual_seed(10_000 * cfg.seed + 100 * self.state.stage + self.state.epoch)
         perm = torch.randperm(n, generator=g)
+        if cfg.resample:
+            self.y_train = self._measure(self.x_train, 2 + len(self.state.history))
+            self._cache = None
         if cfg.optimizer == "adam":
             total = 0.0
             for i in range(0, n, cfg.batch_size):
@@ -297,12 +304,10 @@ class UnrolledTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["train_config"] != asdict(self.cfg):
-            diff = {
-                k: (state["train_config"].get(k), v)
-                for k, v in asdict(self.cfg).items()
-                if state["train_config"].get(k) != v
-            }
+        # a setting added after the checkpoint was written counts as its default
+        saved = {**asdict(TrainConfig()), **state["train_config"]}
+        if saved != asdict(self.cfg):
+            diff = {k: (saved.get(k), v) for k, v in asdict(self.cfg).items() if saved.get(k) != v}
             raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
         self.model.load_state_dict(state["model"])
         self.state = TrainerState(state["stage"], state["epoch"], state["history"], state["best"])

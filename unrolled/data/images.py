@@ -6,6 +6,10 @@ training and test images; test images are never used in training or tuning.
   ``hubble_deep_field`` are left out: they reward over-smoothing);
 - test: camera, astronaut, coffee, chelsea, coins, cut into non-overlapping
   256 x 256 tiles (12 tiles).
+
+``EXTRA_TRAIN_IMAGES`` are other natural photographs shipped with scikit-image
+(the two views of its stereo pair, a motorcycle) that a training recipe may add
+(``data.train_images``); test images can never be chosen for training.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import Tensor
 
 TRAIN_IMAGES = ("brick", "cell", "clock", "grass", "gravel", "immunohistochemistry", "moon", "retina", "rocket")
 TEST_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "coins")
+EXTRA_TRAIN_IMAGES = ("motorcycle_left", "motorcycle_right")
 
 
 @functools.lru_cache(maxsize=32)
@@ -26,9 +31,13 @@ def load_image(name: str) -> np.ndarray:
     import skimage.data
     from skimage.color import rgb2gray
 
-    if name not in TRAIN_IMAGES + TEST_IMAGES:
-        raise ValueError(f"unknown image {name!r}; valid: {', '.join(TRAIN_IMAGES + TEST_IMAGES)}")
-    img = np.asarray(getattr(skimage.data, name)())
+    known = TRAIN_IMAGES + EXTRA_TRAIN_IMAGES + TEST_IMAGES
+    if name not in known:
+        raise ValueError(f"unknown image {name!r}; valid: {', '.join(known)}")
+    if name.startswith("motorcycle_"):
+        img = np.asarray(skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1])
+    else:
+        img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 3:
         img = rgb2gray(img[..., :3])
     img = img.astype(np.float32)
@@ -50,12 +59,23 @@ def test_tiles(size: int = 256) -> Tensor:
     return torch.stack(tiles)
 
 
-def training_crops(count: int, size: int = 64, seed: int = 0) -> Tensor:
-    """``count`` random ``size`` x ``size`` crops of the training images (uniform over
-    images, then over positions), with random flips and 90-degree rotations; crops
-    with a standard deviation below 0.02 (blank background) are drawn again."""
+def training_crops(count: int, size: int = 64, seed: int = 0, images: tuple[str, ...] | None = None) -> Tensor:
+    """``count`` random ``size`` x ``size`` crops of the training images (``images``,
+    default ``TRAIN_IMAGES``; uniform over images, then over positions), with random
+    flips and 90-degree rotations; crops with a standard deviation below 0.02 (blank
+    background) are drawn again."""
+    names = TRAIN_IMAGES if images is None else tuple(images)
+    if not names:
+        raise ValueError("no training images given")
+    if overlap := [n for n in names if n in TEST_IMAGES]:
+        raise ValueError(f"test images cannot be training images: {', '.join(overlap)}")
+    unknown = [n for n in names if n not in TRAIN_IMAGES + EXTRA_TRAIN_IMAGES]
+    if unknown:
+        raise ValueError(
+            f"unknown training images {', '.join(unknown)}; valid: {', '.join(TRAIN_IMAGES + EXTRA_TRAIN_IMAGES)}"
+        )
     g = torch.Generator().manual_seed(seed)
-    images = [load_image(n) for n in TRAIN_IMAGES]
+    images = [load_image(n) for n in names]
     out = torch.empty(count, size, size)
     for c in range(count):
         img = images[int(torch.randint(len(images), (1,), generator=g))]
