@@ -331,3 +331,59 @@ def test_fine_tuning_keeps_the_start_when_no_epoch_beats_it():
     assert all(h["val_loss"] > loss0 for h in trainer.state.history)  # lr 1.0 wrecks the Init-Net
     assert trainer.state.best["epoch"] == 0 and trainer.state.best["val_loss"] == loss0
     assert all(torch.equal(trainer.state.best["state_dict"][k], v) for k, v in start.items())
+
+
+def test_resampled_noise_is_fresh_each_epoch_seeded_and_resumes():
+    """``train.resample``: new measurement noise every epoch, drawn from the seed and
+    the epoch (a resumed run trains on the same draws); a checkpoint written before
+    the setting existed resumes as if it were off."""
+    from unrolled.models.gd_mrf import GDMRF
+    from unrolled.physics.denoising import Denoising
+
+    x = torch.rand(4, 16, 16, generator=torch.Generator().manual_seed(0), dtype=D)
+    phys = Denoising(sigma=25)
+
+    def trainer(resample):
+        torch.manual_seed(0)
+        net = GDMRF(stages=1, num_filters=4, filter_size=3, centers=15).double()
+        return UnrolledTrainer(net, phys, x, None, TrainConfig(epochs=3, batch_size=2, lr=1e-3, resample=resample))
+
+    fixed, fresh = trainer(False), trainer(True)
+    y0 = fresh.y_train.clone()
+    assert torch.equal(y0, fixed.y_train)
+    fixed.step(), fresh.step()
+    assert torch.equal(fixed.y_train, y0)
+    y1 = fresh.y_train.clone()
+    noise0, noise1 = y0 - x, y1 - x
+    assert not torch.allclose(noise0, noise1)
+    assert abs(float(noise1.std()) * 255 - 25) < 2.5  # a fresh draw at the same sigma
+    straight = trainer(True)
+    straight.fit()
+    state = fresh.state_dict()
+    resumed = trainer(True)
+    resumed.load_state_dict(state)
+    resumed.fit()
+    for k, v in straight.model.state_dict().items():  # GD-MRF's float64 sums vary in the last bit
+        assert torch.allclose(v, resumed.model.state_dict()[k], rtol=0, atol=1e-12), k
+    old = fixed.state_dict()
+    del old["train_config"]["resample"]
+    trainer(False).load_state_dict(old)
+    with pytest.raises(ValueError, match="resample"):
+        trainer(True).load_state_dict(old)
+
+
+def test_training_crops_of_chosen_images():
+    from unrolled.data.images import TEST_IMAGES, load_image, training_crops
+
+    left = load_image("motorcycle_left")
+    assert left.shape == (500, 741) and 0 <= left.min() and left.max() <= 1
+    assert not np.array_equal(left, load_image("motorcycle_right"))
+    crops = training_crops(6, 32, seed=1, images=("motorcycle_left", "brick"))
+    assert crops.shape == (6, 32, 32)
+    assert torch.equal(crops, training_crops(6, 32, seed=1, images=("motorcycle_left", "brick")))
+    assert not torch.equal(crops, training_crops(6, 32, seed=1))
+    with pytest.raises(ValueError, match="test images cannot be training images: camera"):
+        training_crops(2, 32, images=("brick", "camera"))
+    with pytest.raises(ValueError, match="unknown training images lena"):
+        training_crops(2, 32, images=("lena",))
+    assert "camera" in TEST_IMAGES
