@@ -29,10 +29,10 @@ class _FusedLSTMCell(torch.autograd.Function):
     backward nodes over (M, 4H) tensors.
 
     The kernels work in place: the activations the backward needs are written over
-    the gates, and their gradient over the activations, so a step allocates no
-    (M, 4H) buffer beyond the product's output (fresh buffers, touched for the first
-    time, cost about as much as the arithmetic). Where the graph is kept for another
-    backward (``retain_graph=True``, ``gradcheck``), the backward works on a copy."""
+    the gates, and their gradient over the activations, so a step allocates and
+    writes no (M, 4H) buffer beyond the product's output. Where the graph is kept
+    for another backward (``retain_graph=True``, ``gradcheck``), the backward works
+    on a copy."""
 
     @staticmethod
     def forward(ctx, xh: Tensor, c: Tensor, w: Tensor, b: Tensor, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
@@ -82,8 +82,8 @@ def lstm_cell(
     ``fused=True``: on the CPU (float32/float64), the step is one autograd node
     whose point-wise part and its backward run as C kernels (``_FusedLSTMCell``;
     the same values to rounding, tested). Its backward cannot itself be
-    differentiated, nor run twice on one graph, so cells whose gradient enters a
-    second-order graph (an optimizee's) keep the default.
+    differentiated, so cells whose gradient enters a second-order graph (an
+    optimizee's) keep the default.
     """
     lib = native.library_for(_KERNELS, c) if fused else None
     if lib is not None:

@@ -21,8 +21,9 @@ For those loops a C file beside its Python caller holds one fused loop, and
   their PyTorch path; ``MDL_NATIVE=0`` asks for that path everywhere, and code
   traced by ``torch.compile`` takes it too.
 
-Every kernel has a PyTorch twin that the tests compare it with, and the callers
-use kernels only where no autograd graph is needed.
+Every kernel has a PyTorch twin that the tests compare it with. The callers use
+kernels where no autograd graph is needed, or (the LSTM cell) inside an
+``autograd.Function`` whose backward is a kernel too.
 """
 
 from __future__ import annotations

@@ -178,14 +178,69 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "train.epochs=6",
         ],
     ),
+    # sigma 15 and 50 fine-tuned the same way from their shipped files, and the non-local variant from the
+    # (new) local sigma-25 model, its range filters starting at zero
+    **{
+        f"gd_stagewise_s{sigma}_nat": (
+            f"gd_mrf_images_s{sigma}_stagewise",
+            over(
+                GD_DENOISE,
+                f"physics.sigma={sigma}",
+                f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
+                "data.train_crops=2000",
+                "train.resample=true",
+                "train.lr=3e-4",
+                "train.lr_decay=0.93",
+                "train.epochs=10",
+                f"init_from=unrolled/weights/gd_mrf_images_s{sigma}_stagewise.pt",
+            ),
+        )
+        for sigma in (15, 50)
+    },
+    "gd_nonlocal_s25_nat": (
+        "gd_mrf_images_s25_stagewise_nonlocal",
+        over(
+            GD_DENOISE,
+            "physics.sigma=25",
+            "model.nonlocal=true",
+            f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
+            "data.train_crops=400",
+            "train.resample=true",
+            "train.lr=1e-4",
+            "train.epochs=6",
+            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
+        ),
+    ),
+    # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
+    "admm_mni_r20_ft": (
+        "admm_net_mni_r20",
+        [
+            "model=admm_net",
+            "data=mni",
+            "physics.ratio=0.2",
+            "data.train_samples=60",
+            "train.batch_size=4",
+            "train.lr=5e-4",
+            "train.lr_decay=0.93",
+            "train.epochs=20",
+            "init_from=unrolled/weights/admm_net_mni_r20.pt",
+        ],
+    ),
 }
 
 
 # follow-up jobs write the same file as another job only if their validation loss is lower
 REPLACES = {"gd_shared_s25_k10": "gd_shared_s25", "gd_stagewise_s25_ft": "gd_stagewise_s25"}
-# fine-tunes whose validation set differs from their base's: they replace the file only if some epoch beat
-# the start weights on their own validation crops (best_epoch > 0)
-IMPROVES_ON_START = {"gd_stagewise_s25_nat": "gd_stagewise_s25", "gd_shared_s25_nat": "gd_shared_s25"}
+# fine-tunes that replace the file only if some epoch beat the start weights on their own validation images
+# (best_epoch > 0; for the *_nat jobs those differ from their base's)
+IMPROVES_ON_START = {
+    "gd_stagewise_s25_nat": "gd_stagewise_s25",
+    "gd_shared_s25_nat": "gd_shared_s25",
+    "admm_mni_r20_ft": "admm_mni_r20",
+    "gd_stagewise_s15_nat": "gd_stagewise_s15",
+    "gd_stagewise_s50_nat": "gd_stagewise_s50",
+    "gd_nonlocal_s25_nat": "gd_stagewise_s25_nat",
+}
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}
 
