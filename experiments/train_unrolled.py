@@ -152,6 +152,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "final_train_loss": history[-1]["train_loss"] if history else math.nan,
         "best_val_loss": trainer.state.best["val_loss"],
         "best_epoch": trainer.state.best["epoch"],  # 0: the init_from weights were not beaten
+        "start_val_loss": trainer.state.start_val_loss,  # of the init_from weights (None: not fine-tuning)
         "selection": selection,
         "seconds": trained_seconds,
         "seconds_this_call": time.perf_counter() - start,  # wall clock of this call

@@ -290,6 +290,11 @@ def main() -> None:
         if init:
             base = f" by `--only {BASES[job]}`" if job in BASES else ""
             start = f"\n- started from `{init[0]}` as made{base} (that card is in the file's git history)."
+        if m.get("start_val_loss") is not None and m.get("best_epoch") is not None:
+            start += (
+                f"\n- validation loss: {m['start_val_loss']:.6g} at the start, {m['best_val_loss']:.6g} "
+                f"at the kept epoch {m['best_epoch']}."
+            )
         card = f"""# {stem}
 
 File: `{stem}.pt` (`unrolled.models.load_model`). Made by:

@@ -331,6 +331,12 @@ def test_fine_tuning_keeps_the_start_when_no_epoch_beats_it():
     assert all(h["val_loss"] > loss0 for h in trainer.state.history)  # lr 1.0 wrecks the Init-Net
     assert trainer.state.best["epoch"] == 0 and trainer.state.best["val_loss"] == loss0
     assert all(torch.equal(trainer.state.best["state_dict"][k], v) for k, v in start.items())
+    assert trainer.state.start_val_loss == loss0
+    resumed = UnrolledTrainer(
+        ADMMNet(stages=2).double(), phys, x[:4], x[4:], TrainConfig(epochs=2, batch_size=2, lr=1.0)
+    )
+    resumed.load_state_dict(trainer.state_dict())
+    assert resumed.state.start_val_loss == loss0  # kept in checkpoints, for the weights' card
 
 
 def test_resampled_noise_is_fresh_each_epoch_seeded_and_resumes():

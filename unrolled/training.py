@@ -98,6 +98,7 @@ class TrainerState:
     epoch: int = 0  # epochs done (of the current stage, in greedy mode)
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"val_loss": math.inf, "state_dict": None, "epoch": None})
+    start_val_loss: float | None = None  # validation loss before the first epoch (``validate_start``)
 
 
 class UnrolledTrainer:
@@ -266,6 +267,7 @@ class UnrolledTrainer:
             return None
         loss = self.evaluate(self.y_val, self.x_val)["loss"]
         self._keep_if_best(loss, 0)
+        self.state.start_val_loss = loss
         return loss
 
     def _keep_if_best(self, val_loss: float, epoch: int) -> None:
@@ -300,6 +302,7 @@ class UnrolledTrainer:
             "epoch": self.state.epoch,
             "history": self.state.history,
             "best": self.state.best,
+            "start_val_loss": self.state.start_val_loss,
             "train_config": asdict(self.cfg),
         }
 
@@ -310,7 +313,9 @@ class UnrolledTrainer:
             diff = {k: (saved.get(k), v) for k, v in asdict(self.cfg).items() if saved.get(k) != v}
             raise ValueError(f"cannot resume: training settings differ from the checkpoint's (saved, now): {diff}")
         self.model.load_state_dict(state["model"])
-        self.state = TrainerState(state["stage"], state["epoch"], state["history"], state["best"])
+        self.state = TrainerState(
+            state["stage"], state["epoch"], state["history"], state["best"], state.get("start_val_loss")
+        )
         self._cache = None
         self.optimizer = self._make_optimizer()
         if not self.done():
