@@ -178,26 +178,6 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "train.epochs=6",
         ],
     ),
-    # a second round of the two sigma-25 models at half the rate (their kept epochs were among the last)
-    **{
-        f"gd_{mode}_s25_nat2": (
-            f"gd_mrf_images_s25_{mode}",
-            over(
-                GD_DENOISE,
-                "physics.sigma=25",
-                f"model.sharing={mode}",
-                f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
-                "data.train_crops=3000",
-                "data.seed=1",
-                "train.resample=true",
-                "train.lr=1.5e-4",
-                "train.lr_decay=0.93",
-                f"train.epochs={epochs}",
-                f"init_from=unrolled/weights/gd_mrf_images_s25_{mode}.pt",
-            ),
-        )
-        for mode, epochs in (("stagewise", 12), ("shared", 10))
-    },
     # sigma 15 and 50 fine-tuned the same way from their shipped files, and the non-local variant from the
     # (new) local sigma-25 model, its range filters starting at zero
     **{
@@ -260,8 +240,6 @@ IMPROVES_ON_START = {
     "gd_stagewise_s15_nat": "gd_stagewise_s15",
     "gd_stagewise_s50_nat": "gd_stagewise_s50",
     "gd_nonlocal_s25_nat": "gd_stagewise_s25_nat",
-    "gd_stagewise_s25_nat2": "gd_stagewise_s25_nat",
-    "gd_shared_s25_nat2": "gd_shared_s25_nat",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}
