@@ -45,6 +45,25 @@ def over(base: list[str], *changes: str) -> list[str]:
 
 
 NATURAL_TRAIN = (*TRAIN_IMAGES, *EXTRA_TRAIN_IMAGES)
+MNI = ["model=admm_net", "data=mni", "physics.ratio=0.2", "data.train_samples=60", "train.batch_size=4"]
+
+
+def natural(sigma: int, model: list[str], crops: int, lr: str, decay: str | None, epochs: int, init: str) -> list[str]:
+    """GD_DENOISE on crops of the 9 training images plus the stereo motorcycle, fresh noise every epoch,
+    starting from the shipped file ``init``."""
+    return over(
+        GD_DENOISE,
+        f"physics.sigma={sigma}",
+        *model,
+        f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
+        f"data.train_crops={crops}",
+        "train.resample=true",
+        f"train.lr={lr}",
+        *([f"train.lr_decay={decay}"] if decay else []),
+        f"train.epochs={epochs}",
+        f"init_from=unrolled/weights/{init}.pt",
+    )
+
 
 JOBS: dict[str, tuple[str, list[str]]] = {
     # name: (weights file stem, overrides)
@@ -126,32 +145,11 @@ JOBS: dict[str, tuple[str, list[str]]] = {
     # photographs (the stereo motorcycle), fresh noise every epoch, at a decaying rate
     "gd_stagewise_s25_nat": (
         "gd_mrf_images_s25_stagewise",
-        over(
-            GD_DENOISE,
-            "physics.sigma=25",
-            f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
-            "data.train_crops=3000",
-            "train.resample=true",
-            "train.lr=3e-4",
-            "train.lr_decay=0.93",
-            "train.epochs=20",
-            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
-        ),
+        natural(25, [], 3000, "3e-4", "0.93", 20, "gd_mrf_images_s25_stagewise"),
     ),
     "gd_shared_s25_nat": (  # the same for the shared-energy model
         "gd_mrf_images_s25_shared",
-        over(
-            GD_DENOISE,
-            "physics.sigma=25",
-            "model.sharing=shared",
-            f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
-            "data.train_crops=3000",
-            "train.resample=true",
-            "train.lr=3e-4",
-            "train.lr_decay=0.93",
-            "train.epochs=16",
-            "init_from=unrolled/weights/gd_mrf_images_s25_shared.pt",
-        ),
+        natural(25, ["model.sharing=shared"], 3000, "3e-4", "0.93", 16, "gd_mrf_images_s25_shared"),
     ),
     # the 20% network trained on: 80 more epochs at a decaying rate (run after admm_chest_r20, whose file it
     # starts from and replaces; chest has no validation split, so the recipe is fixed, not selected)
@@ -166,60 +164,25 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "init_from=unrolled/weights/admm_net_chest_r20.pt",
         ),
     ),
-    "admm_mni_r20": (
-        "admm_net_mni_r20",
-        [
-            "model=admm_net",
-            "data=mni",
-            "physics.ratio=0.2",
-            "data.train_samples=60",
-            "train.batch_size=4",
-            "train.lr=1e-3",
-            "train.epochs=6",
-        ],
-    ),
+    "admm_mni_r20": ("admm_net_mni_r20", [*MNI, "train.lr=1e-3", "train.epochs=6"]),
     # sigma 15 and 50 fine-tuned the same way from their shipped files, and the non-local variant from the
     # (new) local sigma-25 model, its range filters starting at zero
     **{
         f"gd_stagewise_s{sigma}_nat": (
             f"gd_mrf_images_s{sigma}_stagewise",
-            over(
-                GD_DENOISE,
-                f"physics.sigma={sigma}",
-                f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
-                "data.train_crops=2000",
-                "train.resample=true",
-                "train.lr=3e-4",
-                "train.lr_decay=0.93",
-                "train.epochs=10",
-                f"init_from=unrolled/weights/gd_mrf_images_s{sigma}_stagewise.pt",
-            ),
+            natural(sigma, [], 2000, "3e-4", "0.93", 10, f"gd_mrf_images_s{sigma}_stagewise"),
         )
         for sigma in (15, 50)
     },
     "gd_nonlocal_s25_nat": (
         "gd_mrf_images_s25_stagewise_nonlocal",
-        over(
-            GD_DENOISE,
-            "physics.sigma=25",
-            "model.nonlocal=true",
-            f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
-            "data.train_crops=400",
-            "train.resample=true",
-            "train.lr=1e-4",
-            "train.epochs=6",
-            "init_from=unrolled/weights/gd_mrf_images_s25_stagewise.pt",
-        ),
+        natural(25, ["model.nonlocal=true"], 400, "1e-4", None, 6, "gd_mrf_images_s25_stagewise"),
     ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
         [
-            "model=admm_net",
-            "data=mni",
-            "physics.ratio=0.2",
-            "data.train_samples=60",
-            "train.batch_size=4",
+            *MNI,
             "train.lr=5e-4",
             "train.lr_decay=0.93",
             "train.epochs=20",
