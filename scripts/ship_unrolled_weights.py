@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from unrolled.data.images import EXTRA_TRAIN_IMAGES, TRAIN_IMAGES  # noqa: E402
+from unrolled.data.images import MOTORCYCLE, PHOTOS, TRAIN_IMAGES  # noqa: E402
 
 WEIGHTS = ROOT / "unrolled" / "weights"
 
@@ -44,18 +44,28 @@ def over(base: list[str], *changes: str) -> list[str]:
     return [b for b in base if b.split("=", 1)[0] not in keys] + list(changes)
 
 
-NATURAL_TRAIN = (*TRAIN_IMAGES, *EXTRA_TRAIN_IMAGES)
+NATURAL_TRAIN = (*TRAIN_IMAGES, *MOTORCYCLE)
+PHOTO_TRAIN = (*NATURAL_TRAIN, *PHOTOS)  # plus scikit-learn's and matplotlib's photographs
 MNI = ["model=admm_net", "data=mni", "physics.ratio=0.2", "data.train_samples=60", "train.batch_size=4"]
 
 
-def natural(sigma: int, model: list[str], crops: int, lr: str, decay: str | None, epochs: int, init: str) -> list[str]:
-    """GD_DENOISE on crops of the 9 training images plus the stereo motorcycle, fresh noise every epoch,
-    starting from the shipped file ``init``."""
+def natural(
+    sigma: int,
+    model: list[str],
+    crops: int,
+    lr: str,
+    decay: str | None,
+    epochs: int,
+    init: str,
+    images: tuple[str, ...] = NATURAL_TRAIN,
+) -> list[str]:
+    """GD_DENOISE on crops of ``images`` (default: the 9 training images plus the stereo motorcycle), fresh
+    noise every epoch, starting from the shipped file ``init``."""
     return over(
         GD_DENOISE,
         f"physics.sigma={sigma}",
         *model,
-        f"data.train_images=[{','.join(NATURAL_TRAIN)}]",
+        f"data.train_images=[{','.join(images)}]",
         f"data.train_crops={crops}",
         "train.resample=true",
         f"train.lr={lr}",
@@ -178,6 +188,16 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         "gd_mrf_images_s25_stagewise_nonlocal",
         natural(25, ["model.nonlocal=true"], 400, "1e-4", None, 6, "gd_mrf_images_s25_stagewise"),
     ),
+    # the sigma-25 models trained on with three more photographs (scikit-learn's china and flower,
+    # matplotlib's grace_hopper) beside the motorcycle, at a lower decaying rate
+    "gd_stagewise_s25_photo": (
+        "gd_mrf_images_s25_stagewise",
+        natural(25, [], 3000, "2e-4", "0.92", 18, "gd_mrf_images_s25_stagewise", PHOTO_TRAIN),
+    ),
+    "gd_shared_s25_photo": (
+        "gd_mrf_images_s25_shared",
+        natural(25, ["model.sharing=shared"], 3000, "2e-4", "0.92", 18, "gd_mrf_images_s25_shared", PHOTO_TRAIN),
+    ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
@@ -203,6 +223,8 @@ IMPROVES_ON_START = {
     "gd_stagewise_s15_nat": "gd_stagewise_s15",
     "gd_stagewise_s50_nat": "gd_stagewise_s50",
     "gd_nonlocal_s25_nat": "gd_stagewise_s25_nat",
+    "gd_stagewise_s25_photo": "gd_stagewise_s25_nat",
+    "gd_shared_s25_photo": "gd_shared_s25_nat",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}

@@ -384,6 +384,11 @@ def test_training_crops_of_chosen_images():
     left = load_image("motorcycle_left")
     assert left.shape == (500, 741) and 0 <= left.min() and left.max() <= 1
     assert not np.array_equal(left, load_image("motorcycle_right"))
+    shapes = {"china": (427, 640), "flower": (427, 640), "grace_hopper": (600, 512)}
+    for name, shape in shapes.items():  # scikit-learn's and matplotlib's photographs, as gray in [0, 1]
+        img = load_image(name)
+        assert img.shape == shape and img.dtype == np.float32
+        assert 0 <= img.min() and img.max() <= 1 and img.std() > 0.1
     crops = training_crops(6, 32, seed=1, images=("motorcycle_left", "brick"))
     assert crops.shape == (6, 32, 32)
     assert torch.equal(crops, training_crops(6, 32, seed=1, images=("motorcycle_left", "brick")))

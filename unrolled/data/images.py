@@ -7,9 +7,11 @@ training and test images; test images are never used in training or tuning.
 - test: camera, astronaut, coffee, chelsea, coins, cut into non-overlapping
   256 x 256 tiles (12 tiles).
 
-``EXTRA_TRAIN_IMAGES`` are other natural photographs shipped with scikit-image
-(the two views of its stereo pair, a motorcycle) that a training recipe may add
-(``data.train_images``); test images can never be chosen for training.
+``EXTRA_TRAIN_IMAGES`` are other natural photographs that installed wheels ship
+and a training recipe may add (``data.train_images``): the two views of
+scikit-image's stereo pair (a motorcycle, 500 x 741), scikit-learn's two sample
+photographs (``china``, ``flower``, 427 x 640) and matplotlib's ``grace_hopper``
+(600 x 512). Test images can never be chosen for training.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from torch import Tensor
 
 TRAIN_IMAGES = ("brick", "cell", "clock", "grass", "gravel", "immunohistochemistry", "moon", "retina", "rocket")
 TEST_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "coins")
-EXTRA_TRAIN_IMAGES = ("motorcycle_left", "motorcycle_right")
+MOTORCYCLE = ("motorcycle_left", "motorcycle_right")
+PHOTOS = ("china", "flower", "grace_hopper")  # scikit-learn's and matplotlib's sample photographs
+EXTRA_TRAIN_IMAGES = MOTORCYCLE + PHOTOS
 
 
 @functools.lru_cache(maxsize=32)
@@ -36,6 +40,16 @@ def load_image(name: str) -> np.ndarray:
         raise ValueError(f"unknown image {name!r}; valid: {', '.join(known)}")
     if name.startswith("motorcycle_"):
         img = np.asarray(skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1])
+    elif name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        img = np.asarray(load_sample_image(f"{name}.jpg"))
+    elif name == "grace_hopper":
+        import matplotlib.cbook
+        from PIL import Image
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            img = np.asarray(Image.open(f).convert("RGB"))
     else:
         img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 3:
