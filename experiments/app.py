@@ -168,11 +168,16 @@ def require(condition: bool, message: str) -> None:
 def load_start_weights(module: Any, state_dict: dict, path: Any, strict: bool = True) -> tuple[list, list]:
     """``module.load_state_dict(state_dict)`` for ``init_from=path``: a shape or name
     mismatch becomes a ValueError naming the file (report it in ``config_errors``).
-    Returns the missing and unexpected keys (non-empty only with ``strict=False``)."""
+    Returns the missing and unexpected keys (non-empty only with ``strict=False``); a
+    missing key that names the same tensor as a loaded one (a shared module, e.g. the
+    shared-energy GD-MRF's energy seen from every step) is loaded, so not listed."""
     try:
-        return module.load_state_dict(state_dict, strict=strict)
+        missing, unexpected = module.load_state_dict(state_dict, strict=strict)
     except RuntimeError as e:
         raise ValueError(f"{path} does not fit this model: {str(e).splitlines()[-1].strip()}") from None
+    own = module.state_dict(keep_vars=True)
+    loaded = {id(own[k]) for k in state_dict if k in own}
+    return [k for k in missing if id(own[k]) not in loaded], list(unexpected)
 
 
 def positive_int(cfg: DictConfig, key: str) -> int:

@@ -198,6 +198,21 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         "gd_mrf_images_s25_shared",
         natural(25, ["model.sharing=shared"], 3000, "2e-4", "0.92", 18, "gd_mrf_images_s25_shared", PHOTO_TRAIN),
     ),
+    # the shared energy unrolled for 8 steps instead of 5, from the file of gd_shared_s25_photo: the three new
+    # steps start with step size 0 (no-ops), so training starts from that 5-step model's output
+    "gd_shared_s25_k8": (
+        "gd_mrf_images_s25_shared",
+        natural(
+            25,
+            ["model.sharing=shared", "model.stages=8", "model.step=0.0"],
+            3000,
+            "2e-4",
+            "0.92",
+            12,
+            "gd_mrf_images_s25_shared",
+            PHOTO_TRAIN,
+        ),
+    ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
@@ -225,6 +240,7 @@ IMPROVES_ON_START = {
     "gd_nonlocal_s25_nat": "gd_stagewise_s25_nat",
     "gd_stagewise_s25_photo": "gd_stagewise_s25_nat",
     "gd_shared_s25_photo": "gd_shared_s25_nat",
+    "gd_shared_s25_k8": "gd_shared_s25_photo",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}

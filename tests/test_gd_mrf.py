@@ -281,3 +281,24 @@ def test_bm3d_wrapper_caches(tmp_path, monkeypatch):
     assert len(computed) == 1 and computed[0] > 0
     assert cached == [pytest.approx(computed[0], abs=1e-5)]  # a cached result reports the time it took
     assert ((first - x) ** 2).mean() < ((y - x) ** 2).mean() / 3
+
+
+def test_longer_shared_unroll_starts_from_a_shorter_one():
+    """A 5-step shared energy loaded into an 8-step one whose extra steps have step
+    size 0 gives the same output; only the extra step sizes are reported missing
+    (the energy they share is loaded through step 0)."""
+    from experiments.app import load_start_weights
+
+    short = GDMRF(stages=5, sharing="shared", num_filters=4, filter_size=3, centers=15)
+    with torch.no_grad():
+        for p in short.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    long = GDMRF(stages=8, sharing="shared", num_filters=4, filter_size=3, centers=15, step=0.0)
+    missing, unexpected = load_start_weights(long, short.state_dict(), "short.pt", strict=False)
+    assert missing == ["stages.5.step", "stages.6.step", "stages.7.step"] and unexpected == []
+    physics = Denoising(25.0)
+    y = physics.simulate(
+        torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(0)), torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(long(y, physics), short(y, physics), rtol=0, atol=0)
