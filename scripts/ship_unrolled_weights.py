@@ -198,6 +198,13 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         "gd_mrf_images_s25_shared",
         natural(25, ["model.sharing=shared"], 3000, "2e-4", "0.92", 18, "gd_mrf_images_s25_shared", PHOTO_TRAIN),
     ),
+    **{
+        f"gd_stagewise_s{sigma}_photo": (
+            f"gd_mrf_images_s{sigma}_stagewise",
+            natural(sigma, [], 2000, "2e-4", "0.92", 8, f"gd_mrf_images_s{sigma}_stagewise", PHOTO_TRAIN),
+        )
+        for sigma in (15, 50)
+    },
     # the shared energy unrolled for 8 steps instead of 5, from the file of gd_shared_s25_photo: the three new
     # steps start with step size 0 (no-ops), so training starts from that 5-step model's output
     "gd_shared_s25_k8": (
@@ -210,6 +217,21 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "0.92",
             12,
             "gd_mrf_images_s25_shared",
+            PHOTO_TRAIN,
+        ),
+    ),
+    # the non-local variant from the local gd_stagewise_s25_photo model, matching on the current estimate at
+    # every step instead of the noisy input, at a higher rate than gd_nonlocal_s25_nat
+    "gd_nonlocal_s25_photo": (
+        "gd_mrf_images_s25_stagewise_nonlocal",
+        natural(
+            25,
+            ["model.nonlocal=true", "model.match_on=estimate"],
+            400,
+            "3e-4",
+            None,
+            6,
+            "gd_mrf_images_s25_stagewise",
             PHOTO_TRAIN,
         ),
     ),
@@ -241,6 +263,9 @@ IMPROVES_ON_START = {
     "gd_stagewise_s25_photo": "gd_stagewise_s25_nat",
     "gd_shared_s25_photo": "gd_shared_s25_nat",
     "gd_shared_s25_k8": "gd_shared_s25_photo",
+    "gd_nonlocal_s25_photo": "gd_stagewise_s25_photo",
+    "gd_stagewise_s15_photo": "gd_stagewise_s15_nat",
+    "gd_stagewise_s50_photo": "gd_stagewise_s50_nat",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}

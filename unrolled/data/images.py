@@ -31,7 +31,7 @@ EXTRA_TRAIN_IMAGES = MOTORCYCLE + PHOTOS
 
 @functools.lru_cache(maxsize=32)
 def load_image(name: str) -> np.ndarray:
-    """A scikit-image sample image as float32 grayscale in [0, 1]."""
+    """A sample image (see the module docstring) as float32 grayscale in [0, 1]."""
     import skimage.data
     from skimage.color import rgb2gray
 
