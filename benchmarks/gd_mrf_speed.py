@@ -43,8 +43,14 @@ def main() -> None:
             ("GD-MRF stage-wise (5 x 48 x 7x7)", {}, True, True),
             ("GD-MRF stage-wise, strips in PyTorch operations (no C kernels)", {}, True, False),
             ("GD-MRF stage-wise, autograd's path (no strips)", {}, False, True),
-            ("GD-MRF shared energy (5 steps)", {"sharing": "shared"}, True, True),
-            ("GD-MRF non-local range (4 matches)", {"nonlocal_range": True}, True, True),
+            ("GD-MRF shared energy (8 steps, as shipped)", {"sharing": "shared", "stages": 8}, True, True),
+            ("GD-MRF non-local range (4 matches on the input)", {"nonlocal_range": True}, True, True),
+            (
+                "GD-MRF non-local range (4 matches on the estimate, as shipped)",
+                {"nonlocal_range": True, "match_on": "estimate"},
+                True,
+                True,
+            ),
         ]:
             model = GDMRF(**kw).to(device).eval()
             for stage in model.stages:
