@@ -14,8 +14,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from unrolled.baselines.denoisers import denoise  # noqa: E402
-from unrolled.data.images import TEST_IMAGES, load_image, test_tiles  # noqa: E402
+from unrolled.baselines.denoisers import GRIDS, denoise  # noqa: E402
+from unrolled.data.images import test_tile_names, test_tiles  # noqa: E402
 from unrolled.metrics import psnr  # noqa: E402
 from unrolled.models import load_model  # noqa: E402
 from unrolled.physics.denoising import Denoising  # noqa: E402
@@ -28,8 +28,9 @@ def main() -> None:
     x = test_tiles()
     physics = Denoising(float(args.sigma))
     y = physics.simulate(x, torch.Generator().manual_seed(0))  # as experiments.eval_unrolled
-    names = [n for n in TEST_IMAGES for _ in range((load_image(n).shape[0] // 256) * (load_image(n).shape[1] // 256))]
-    columns = {"BM3D": psnr(denoise("bm3d", y, float(args.sigma), 1.0), x)}
+    names = test_tile_names()
+    (bm3d_param,) = GRIDS["bm3d"]  # the eval app's tuning grid has one point: the true sigma
+    columns = {"BM3D": psnr(denoise("bm3d", y, float(args.sigma), bm3d_param), x)}
     stems = [f"gd_mrf_images_s{args.sigma}_stagewise"] + (["gd_mrf_images_s25_shared"] if args.sigma == 25 else [])
     for stem in stems:
         model, _ = load_model(ROOT / "unrolled" / "weights" / f"{stem}.pt")

@@ -379,7 +379,7 @@ def test_resampled_noise_is_fresh_each_epoch_seeded_and_resumes():
 
 
 def test_training_crops_of_chosen_images():
-    from unrolled.data.images import TEST_IMAGES, load_image, training_crops
+    from unrolled.data.images import TEST_IMAGES, load_image, test_tile_names, test_tiles, training_crops
 
     left = load_image("motorcycle_left")
     assert left.shape == (500, 741) and 0 <= left.min() and left.max() <= 1
@@ -398,3 +398,5 @@ def test_training_crops_of_chosen_images():
     with pytest.raises(ValueError, match="unknown training images lena"):
         training_crops(2, 32, images=("lena",))
     assert "camera" in TEST_IMAGES
+    names = test_tile_names()  # one name per test tile, in test_tiles' order
+    assert len(names) == len(test_tiles()) == 12 and names[:4] == ["camera"] * 4 and names[-1] == "coins"

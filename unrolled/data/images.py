@@ -60,17 +60,26 @@ def load_image(name: str) -> np.ndarray:
     return img
 
 
-def test_tiles(size: int = 256) -> Tensor:
-    """Non-overlapping ``size`` x ``size`` tiles of the test images, row-major from the
-    top-left corner: (N, size, size). Every test image is at least 300 px a side."""
-    tiles = []
+def _tiles(size: int):
+    """(test image name, tile) for each non-overlapping ``size`` x ``size`` tile, image
+    by image, row-major from the top-left corner."""
     for name in TEST_IMAGES:
         img = load_image(name)
         H, W = img.shape
         for i in range(H // size):
             for j in range(W // size):
-                tiles.append(torch.from_numpy(img[i * size : (i + 1) * size, j * size : (j + 1) * size].copy()))
-    return torch.stack(tiles)
+                yield name, img[i * size : (i + 1) * size, j * size : (j + 1) * size]
+
+
+def test_tiles(size: int = 256) -> Tensor:
+    """Non-overlapping ``size`` x ``size`` tiles of the test images, row-major from the
+    top-left corner: (N, size, size). Every test image is at least 300 px a side."""
+    return torch.stack([torch.from_numpy(tile.copy()) for _, tile in _tiles(size)])
+
+
+def test_tile_names(size: int = 256) -> list[str]:
+    """The test image each of ``test_tiles(size)`` comes from, in the same order."""
+    return [name for name, _ in _tiles(size)]
 
 
 def training_crops(count: int, size: int = 64, seed: int = 0, images: tuple[str, ...] | None = None) -> Tensor:
