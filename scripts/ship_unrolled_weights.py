@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from unrolled.data.images import MOTORCYCLE, PHOTOS, TRAIN_IMAGES  # noqa: E402
+from unrolled.data.images import MOTORCYCLE, PHOTOS, PYWT_PHOTOS, TRAIN_IMAGES  # noqa: E402
 
 WEIGHTS = ROOT / "unrolled" / "weights"
 
@@ -46,6 +46,7 @@ def over(base: list[str], *changes: str) -> list[str]:
 
 NATURAL_TRAIN = (*TRAIN_IMAGES, *MOTORCYCLE)
 PHOTO_TRAIN = (*NATURAL_TRAIN, *PHOTOS)  # plus scikit-learn's and matplotlib's photographs
+WIDE_TRAIN = (*PHOTO_TRAIN, *PYWT_PHOTOS)  # plus PyWavelets' aerial photograph and staircase
 MNI = ["model=admm_net", "data=mni", "physics.ratio=0.2", "data.train_samples=60", "train.batch_size=4"]
 
 
@@ -235,6 +236,11 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             PHOTO_TRAIN,
         ),
     ),
+    # the sigma-25 stage-wise model trained on with PyWavelets' two photographs added (16 training images)
+    "gd_stagewise_s25_wide": (
+        "gd_mrf_images_s25_stagewise",
+        natural(25, [], 3000, "1.5e-4", "0.92", 14, "gd_mrf_images_s25_stagewise", WIDE_TRAIN),
+    ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
@@ -266,6 +272,7 @@ IMPROVES_ON_START = {
     "gd_nonlocal_s25_photo": "gd_stagewise_s25_photo",
     "gd_stagewise_s15_photo": "gd_stagewise_s15_nat",
     "gd_stagewise_s50_photo": "gd_stagewise_s50_nat",
+    "gd_stagewise_s25_wide": "gd_stagewise_s25_photo",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}

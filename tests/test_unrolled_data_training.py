@@ -384,8 +384,9 @@ def test_training_crops_of_chosen_images():
     left = load_image("motorcycle_left")
     assert left.shape == (500, 741) and 0 <= left.min() and left.max() <= 1
     assert not np.array_equal(left, load_image("motorcycle_right"))
-    shapes = {"china": (427, 640), "flower": (427, 640), "grace_hopper": (600, 512)}
-    for name, shape in shapes.items():  # scikit-learn's and matplotlib's photographs, as gray in [0, 1]
+    shapes = {"china": (427, 640), "flower": (427, 640), "grace_hopper": (600, 512), "aero": (512, 512)}
+    shapes["ascent"] = (512, 512)
+    for name, shape in shapes.items():  # scikit-learn's, matplotlib's and PyWavelets' photographs, gray in [0, 1]
         img = load_image(name)
         assert img.shape == shape and img.dtype == np.float32
         assert 0 <= img.min() and img.max() <= 1 and img.std() > 0.1

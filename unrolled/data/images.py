@@ -10,8 +10,10 @@ training and test images; test images are never used in training or tuning.
 ``EXTRA_TRAIN_IMAGES`` are other natural photographs that installed wheels ship
 and a training recipe may add (``data.train_images``): the two views of
 scikit-image's stereo pair (a motorcycle, 500 x 741), scikit-learn's two sample
-photographs (``china``, ``flower``, 427 x 640) and matplotlib's ``grace_hopper``
-(600 x 512). Test images can never be chosen for training.
+photographs (``china``, ``flower``, 427 x 640), matplotlib's ``grace_hopper``
+(600 x 512) and PyWavelets' ``aero`` (an aerial photograph) and ``ascent`` (a
+staircase), 512 x 512 each (its ``camera`` is scikit-image's test image and is not
+offered). Test images can never be chosen for training.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ TRAIN_IMAGES = ("brick", "cell", "clock", "grass", "gravel", "immunohistochemist
 TEST_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "coins")
 MOTORCYCLE = ("motorcycle_left", "motorcycle_right")
 PHOTOS = ("china", "flower", "grace_hopper")  # scikit-learn's and matplotlib's sample photographs
-EXTRA_TRAIN_IMAGES = MOTORCYCLE + PHOTOS
+PYWT_PHOTOS = ("aero", "ascent")  # PyWavelets' sample photographs (pywt.data)
+EXTRA_TRAIN_IMAGES = MOTORCYCLE + PHOTOS + PYWT_PHOTOS
 
 
 @functools.lru_cache(maxsize=32)
@@ -50,6 +53,10 @@ def load_image(name: str) -> np.ndarray:
 
         with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
             img = np.asarray(Image.open(f).convert("RGB"))
+    elif name in PYWT_PHOTOS:
+        import pywt.data
+
+        img = np.asarray(getattr(pywt.data, name)())
     else:
         img = np.asarray(getattr(skimage.data, name)())
     if img.ndim == 3:
