@@ -241,6 +241,21 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         "gd_mrf_images_s25_stagewise",
         natural(25, [], 3000, "1.5e-4", "0.92", 14, "gd_mrf_images_s25_stagewise", WIDE_TRAIN),
     ),
+    # the non-local variant with collaborative range filters (each a learned multiple of its local filter on
+    # each of 8 matched patches, matched on the current estimate), from the local gd_stagewise_s25_photo model
+    "gd_collab_s25_photo": (
+        "gd_mrf_images_s25_stagewise_nonlocal",
+        natural(
+            25,
+            ["model.nonlocal=true", "model.match_on=estimate", "model.matches=8", "model.range_filters=collaborative"],
+            1000,
+            "5e-4",
+            "0.9",
+            8,
+            "gd_mrf_images_s25_stagewise",
+            PHOTO_TRAIN,
+        ),
+    ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
@@ -273,6 +288,7 @@ IMPROVES_ON_START = {
     "gd_stagewise_s15_photo": "gd_stagewise_s15_nat",
     "gd_stagewise_s50_photo": "gd_stagewise_s50_nat",
     "gd_stagewise_s25_wide": "gd_stagewise_s25_photo",
+    "gd_collab_s25_photo": "gd_stagewise_s25_photo",
 }
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}

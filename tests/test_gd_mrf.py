@@ -10,6 +10,7 @@ import torch
 from conftest import kernels_or_skip
 
 from l2o import native
+from unrolled.models.filters import basis_as
 from unrolled.models.gd_mrf import _KERNELS, GDMRF, BlockMatching, MRFEnergy, RBFPenalty, StudentTPenalty, rbf_exact
 from unrolled.physics.denoising import Denoising
 from unrolled.physics.masks import PseudoRadialMask
@@ -128,6 +129,62 @@ def test_energy_gradient_is_the_step_direction():
         xr = x.clone().requires_grad_(True)
         (auto,) = torch.autograd.grad(energy.penalty.energy(energy.K(xr, idx)).sum(), xr)
         torch.testing.assert_close(energy.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
+
+
+def test_collaborative_range_filters_are_multiples_of_the_local_ones():
+    """range_filters="collaborative": K and K^T equal the full variant's whose range
+    filters are set to c_ji k_i; K^T is the adjoint and the prior gradient that of the
+    energy; an unknown mode is refused."""
+    x = images(2, 16, seed=9)
+    g = torch.Generator().manual_seed(10)
+    collab = MRFEnergy(num_filters=5, filter_size=3, centers=21, matches=3, range_filters="collaborative").double()
+    full = MRFEnergy(num_filters=5, filter_size=3, centers=21, matches=3).double()
+    with torch.no_grad():
+        collab.bank.weight.add_(0.2 * torch.randn(collab.bank.weight.shape, generator=g, dtype=D))
+        collab.range_coef.normal_(0, 0.5, generator=g)
+        full.bank.weight.copy_(collab.bank.weight)
+        # the full range filters c_ji k_i, in DCT coefficients (the bank's filters are its coefficients on the
+        # orthonormal basis, so the same multiples of the coefficients)
+        filters = collab.bank.filters()
+        basis = basis_as(3, D, "cpu")
+        coef = torch.einsum("lab,mab->ml", filters, basis)  # (atoms, F)
+        full.range_weight.copy_(collab.range_coef[:, None, :] * coef[None])
+    torch.testing.assert_close(full._range_filters(), collab._range_filters(), rtol=1e-10, atol=1e-12)
+    idx = BlockMatching(3, 3, 5)(x)
+    torch.testing.assert_close(collab.K(x, idx), full.K(x, idx), rtol=1e-10, atol=1e-12)
+    v = torch.randn(2, 5, 16, 16, generator=g, dtype=D)
+    torch.testing.assert_close(collab.KT(v, idx), full.KT(v, idx), rtol=1e-10, atol=1e-12)
+    lhs, rhs = (collab.K(x, idx) * v).sum(), (x * collab.KT(v, idx)).sum()
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(collab.penalty.energy(collab.K(xr, idx)).sum(), xr)
+    torch.testing.assert_close(collab.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
+    # gradcheck of one collaborative non-local step in all its parameters, the range coefficients included
+    net = model64(
+        stages=1,
+        num_filters=4,
+        filter_size=3,
+        centers=15,
+        nonlocal_range=True,
+        matches=2,
+        window=5,
+        range_filters="collaborative",
+    )
+    with torch.no_grad():
+        net.stages[0].energy.range_coef.normal_(0, 0.5, generator=g)
+    phys = Denoising(25)
+    y = phys.simulate(images(1, 10, seed=11), torch.Generator().manual_seed(12))
+    names = [n for n, _ in net.named_parameters()]
+    base = dict(net.named_parameters())
+
+    def f(*tensors):
+        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
+
+    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
+    assert "stages.0.energy.range_coef" in names
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+    with pytest.raises(ValueError, match="unknown range_filters 'pooled'; valid choices: full, collaborative"):
+        MRFEnergy(matches=2, range_filters="pooled")
 
 
 def test_penalties():

@@ -20,6 +20,11 @@ Non-local range variant (Sun & Tappen 2011, Section 3): each clique is an s x s
 patch together with its ``n`` most similar patches, found by block matching in a
 search window; a range filter is an (n + 1) x s x s filter on the stacked group,
 and its adjoint scatters the gradients back to the matched positions.
+``range_filters="collaborative"`` restricts the range filter of filter i on the
+j-th matched patch to ``c_ji k_i``, a learned multiple of the local filter: the
+clique's response is ``(k_i (x) x)_p + sum_j c_ji (k_i (x) x)_{m_j(p)}``, a
+weighted pooling of the filter responses over the group of similar patches (the
+collaborative filtering of BM3D) with n x F parameters instead of n x F x (s^2 - 1).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
 PENALTIES = ("rbf", "student_t")
 SHARING = ("shared", "stagewise")
 MATCH_ON = ("input", "estimate")
+RANGE_FILTERS = ("full", "collaborative")
 _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 
 
@@ -224,6 +230,8 @@ class MRFEnergy(nn.Module):
         centers: RBF centres (63).
         lam: initial data-term weight.
         matches: ``n`` > 0 for the non-local range variant (0: local cliques).
+        range_filters: ``full`` (free range filters) or ``collaborative`` (multiples
+            of the local filters; see the module docstring).
     """
 
     def __init__(
@@ -237,8 +245,11 @@ class MRFEnergy(nn.Module):
         matches=0,
         init_alpha=0.005,
         init_scale=0.1,
+        range_filters="full",
     ):
         super().__init__()
+        if range_filters not in RANGE_FILTERS:
+            raise ValueError(f"unknown range_filters {range_filters!r}; valid choices: {', '.join(RANGE_FILTERS)}")
         if penalty not in PENALTIES:
             raise ValueError(f"unknown penalty {penalty!r}; valid choices: {', '.join(PENALTIES)}")
         self.bank = FilterBank(num_filters, filter_size, padding)
@@ -250,7 +261,11 @@ class MRFEnergy(nn.Module):
         self.lam = nn.Parameter(torch.tensor(float(lam)))
         self.strips = True  # CPU inference (no autograd) of the local model in strips; False: the autograd path
         self.matches = int(matches)
-        if self.matches > 0:  # range filters on the matched patches start at zero: the local model
+        self.collaborative = range_filters == "collaborative"
+        # range filters on the matched patches start at zero: the local model
+        if self.matches > 0 and self.collaborative:
+            self.range_coef = nn.Parameter(torch.zeros(self.matches, num_filters))
+        elif self.matches > 0:
             self.range_weight = nn.Parameter(torch.zeros(self.matches, filter_size * filter_size - 1, num_filters))
 
     def _range_filters(self) -> Tensor:
@@ -259,12 +274,24 @@ class MRFEnergy(nn.Module):
         local = self.bank.filters()[None]
         if self.matches == 0:
             return local
+        if self.collaborative:
+            return torch.cat([local, self.range_coef[:, :, None, None] * local], 0)
         return torch.cat([local, torch.einsum("jml,mab->jlab", self.range_weight, basis)], 0)
 
     def K(self, x: Tensor, matches: Tensor | None) -> Tensor:
         """Filter responses (B, F, H, W)."""
         if self.matches == 0:
             return self.bank.K(x)
+        if self.collaborative:
+            r = self.bank.K(x)
+            B, L, H, W = r.shape
+            flat = r.reshape(B, L, H * W)
+            out = flat
+            for j in range(self.matches):
+                out = out + self.range_coef[j][None, :, None] * flat.gather(
+                    2, matches[:, j : j + 1].expand(B, L, H * W)
+                )
+            return out.reshape(B, L, H, W)
         k = self._range_filters()
         n1, L, s, _ = k.shape
         B, H, W = x.shape
@@ -280,6 +307,14 @@ class MRFEnergy(nn.Module):
         """The adjoint of ``K``: (B, F, H, W) -> (B, H, W)."""
         if self.matches == 0:
             return self.bank.KT(v)
+        if self.collaborative:
+            B, L, H, W = v.shape
+            flat = v.reshape(B, L, H * W)
+            out = flat
+            for j in range(self.matches):
+                idx = matches[:, j : j + 1].expand(B, L, H * W)
+                out = out.scatter_add(2, idx, self.range_coef[j][None, :, None] * flat)
+            return self.bank.KT(out.reshape(B, L, H, W))
         k = self._range_filters()
         n1, L, s, _ = k.shape
         B, _, H, W = v.shape
@@ -397,7 +432,8 @@ class GDMRF(UnrolledModel):
         nonlocal_range: the non-local range variant; ``matches`` similar patches of
             ``filter_size`` found in a ``window`` x ``window`` window, on the
             ``match_on`` image (``input``: the noisy/zero-filled input, once;
-            ``estimate``: the current estimate at every step).
+            ``estimate``: the current estimate at every step); ``range_filters``:
+            ``full`` or ``collaborative`` (see the module docstring).
         real_images: keep x real (MRI of real-valued images; denoising).
         init_alpha, init_scale: the initial penalty derivative, ``phi(z) = alpha z /
             (s^2 + z^2 / 2)`` (RBF: fitted to it); alpha defaults to ``0.5 s^2 / F``.
@@ -418,6 +454,7 @@ class GDMRF(UnrolledModel):
         matches: int = 4,
         window: int = 11,
         match_on: str = "input",
+        range_filters: str = "full",
         real_images: bool = True,
         init_alpha: float | None = None,
         init_scale: float = 0.1,
@@ -443,6 +480,7 @@ class GDMRF(UnrolledModel):
             matches=matches,
             window=window,
             match_on=match_on,
+            range_filters=range_filters,
             real_images=real_images,
             init_alpha=init_alpha,
             init_scale=init_scale,
@@ -453,7 +491,9 @@ class GDMRF(UnrolledModel):
         self.matcher = BlockMatching(matches, filter_size, window) if nonlocal_range else None
 
         def energy():
-            return MRFEnergy(num_filters, filter_size, padding, penalty, centers, lam, n, init_alpha, init_scale)
+            return MRFEnergy(
+                num_filters, filter_size, padding, penalty, centers, lam, n, init_alpha, init_scale, range_filters
+            )
 
         shared = energy() if sharing == "shared" else None
         self.stages = nn.ModuleList(
