@@ -256,6 +256,22 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             PHOTO_TRAIN,
         ),
     ),
+    # the shared energy (8 steps) widened to 80 filters of 9x9 (TNRD's largest bank): the file of
+    # gd_shared_s25_k8 with its filters zero-padded and 32 new ones at zero penalty (the same output at the start;
+    # unrolled.models.gd_mrf.widen, see WIDEN), 1500 crops of the 14 images
+    "gd_shared_s25_f80": (
+        "gd_mrf_images_s25_shared",
+        natural(
+            25,
+            ["model.sharing=shared", "model.stages=8", "model.num_filters=80", "model.filter_size=9"],
+            1500,
+            "2e-4",
+            "0.92",
+            10,
+            "gd_mrf_images_s25_shared",
+            PHOTO_TRAIN,
+        ),
+    ),
     # the MNI network trained on: 20 more epochs at a decaying rate (same data and validation slices)
     "admm_mni_r20_ft": (
         "admm_net_mni_r20",
@@ -289,9 +305,28 @@ IMPROVES_ON_START = {
     "gd_stagewise_s50_photo": "gd_stagewise_s50_nat",
     "gd_stagewise_s25_wide": "gd_stagewise_s25_photo",
     "gd_collab_s25_photo": "gd_stagewise_s25_photo",
+    "gd_shared_s25_f80": "gd_shared_s25_k8",
 }
+# jobs that start from a widened copy of a shipped file: (num_filters, filter_size); the copy is written to the
+# job's run directory as init.pt and replaces the job's init_from
+WIDEN = {"gd_shared_s25_f80": (80, 9)}
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}
+
+
+def widened_start(overrides: list[str], out: Path, num_filters: int, filter_size: int) -> Path:
+    """``out/init.pt``: the job's init_from file widened (written once)."""
+    from unrolled.models import load_model, save_model
+    from unrolled.models.gd_mrf import widen
+
+    path = out / "init.pt"
+    if not path.exists():
+        source = ROOT / next(o.split("=", 1)[1] for o in overrides if o.startswith("init_from="))
+        model, extra = load_model(source)
+        out.mkdir(parents=True, exist_ok=True)
+        save_model(path, widen(model, num_filters, filter_size), widened_from=str(source.relative_to(ROOT)), **extra)
+        print(f"wrote {path}: {source.name} widened to {num_filters} filters of {filter_size}x{filter_size}")
+    return path
 
 
 def main() -> None:
@@ -305,6 +340,11 @@ def main() -> None:
             raise SystemExit(f"unknown job {job!r}; valid: {', '.join(JOBS)}")
         stem, overrides = JOBS[job]
         out = ROOT / args.out / job
+        source = overrides
+        if job in WIDEN:
+            start_file = widened_start(overrides, out, *WIDEN[job])
+            start_file = start_file.relative_to(ROOT) if start_file.is_relative_to(ROOT) else start_file
+            overrides = over(overrides, f"init_from={start_file}")
         cmd = [sys.executable, "-m", "experiments.train_unrolled", *overrides, "progress=false", f"hydra.run.dir={out}"]
         if (out / "checkpoints" / "last.pt").exists():
             cmd.append("resume=true")
@@ -334,11 +374,18 @@ def main() -> None:
             print(f"{job}: epoch {m['best_epoch']} beat the start weights on validation: replaces {stem}.pt")
         shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
-        init = [o.split("=", 1)[1] for o in overrides if o.startswith("init_from=")]
+        init = [o.split("=", 1)[1] for o in source if o.startswith("init_from=")]
         start = ""
         if init:
             base = f" by `--only {BASES[job]}`" if job in BASES else ""
-            start = f"\n- started from `{init[0]}` as made{base} (that card is in the file's git history)."
+            start = f"\n- started from `{init[0]}` as made{base} (that card is in the file's git history)"
+            if job in WIDEN:
+                n, size = WIDEN[job]
+                start += (
+                    f", widened to {n} filters of {size}x{size} (`unrolled.models.gd_mrf.widen`: the same output; "
+                    f"written to the run directory as `init.pt`)"
+                )
+            start += "."
         if m.get("start_val_loss") is not None and m.get("best_epoch") is not None:
             start += (
                 f"\n- validation loss: {m['start_val_loss']:.6g} at the start, {m['best_val_loss']:.6g} "

@@ -187,6 +187,30 @@ def test_collaborative_range_filters_are_multiples_of_the_local_ones():
         MRFEnergy(matches=2, range_filters="pooled")
 
 
+@pytest.mark.parametrize("sharing", ["shared", "stagewise"])
+def test_widened_model_gives_the_same_output(sharing):
+    """widen: more and larger filters, the old ones re-expressed and the new ones
+    with a zero penalty, so the output is unchanged; it refuses to shrink."""
+    from unrolled.models.gd_mrf import widen
+
+    net = model64(stages=2, sharing=sharing, num_filters=5, filter_size=3, centers=21)
+    g = torch.Generator().manual_seed(13)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=D))
+    phys = Denoising(25)
+    y = phys.simulate(images(2, 20, seed=14), torch.Generator().manual_seed(15))
+    wide = widen(net, 12, 5)
+    assert wide.config["num_filters"] == 12 and wide.config["filter_size"] == 5
+    assert wide.stages[0].energy.bank.weight.shape == (24, 12)
+    assert torch.all(wide.stages[0].energy.penalty.weight[5:] == 0)
+    assert (wide.stages[0].energy is wide.stages[1].energy) == (sharing == "shared")
+    with torch.no_grad():
+        torch.testing.assert_close(wide(y, phys), net(y, phys), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="at least 5 filters of an odd size >= 3, got 4 of 5"):
+        widen(net, 4, 5)
+
+
 def test_penalties():
     rbf = RBFPenalty(3, centers=63).double()
     z = torch.linspace(-1.3, 1.3, 2001, dtype=D)

@@ -520,6 +520,40 @@ class GDMRF(UnrolledModel):
         return self.stages[stage].energy.value(x, y, physics, matches)
 
 
+@torch.no_grad()
+def widen(model: GDMRF, num_filters: int, filter_size: int) -> GDMRF:
+    """A copy of a local RBF ``model`` with ``num_filters`` filters of ``filter_size``
+    (both at least the model's) that computes the same output: each old filter,
+    zero-padded to the new size, is re-expressed in the new DCT basis (a zero-mean
+    filter stays zero-mean), keeps its penalty, and the added filters (the next DCT
+    atoms) get a zero penalty (phi = 0), so training starts from ``model``."""
+    cfg = dict(model.config)
+    if cfg["nonlocal_range"] or cfg["penalty"] != "rbf":
+        raise ValueError("widen takes a local GD-MRF with RBF penalties")
+    old_n, old_s = cfg["num_filters"], cfg["filter_size"]
+    if num_filters < old_n or filter_size < old_s or filter_size % 2 == 0:
+        raise ValueError(
+            f"widen needs at least {old_n} filters of an odd size >= {old_s}, got {num_filters} of {filter_size}"
+        )
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(next(model.parameters()).dtype)  # the RBF tables are built in the default dtype
+    try:
+        new = GDMRF(**{**cfg, "num_filters": num_filters, "filter_size": filter_size})
+    finally:
+        torch.set_default_dtype(default)
+    for old_stage, new_stage in zip(model.stages, new.stages):
+        old_e, new_e = old_stage.energy, new_stage.energy
+        new_stage.step.copy_(old_stage.step)
+        new_e.lam.copy_(old_e.lam)
+        q = (filter_size - old_s) // 2
+        padded = F.pad(old_e.bank.filters(), (q, q, q, q))  # (F_old, s, s)
+        basis = basis_as(filter_size, padded.dtype, padded.device).reshape(-1, filter_size**2)
+        new_e.bank.weight[:, :old_n] = basis @ padded.reshape(old_n, -1).T  # orthonormal basis: the coefficients
+        new_e.penalty.weight.zero_()
+        new_e.penalty.weight[:old_n] = old_e.penalty.weight
+    return new
+
+
 def rbf_exact(penalty: RBFPenalty, z: np.ndarray, i: int) -> np.ndarray:
     """The RBF mixture of filter i evaluated exactly (for tests and plots)."""
     w = penalty.weight[i].detach().double().numpy()
