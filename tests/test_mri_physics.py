@@ -104,6 +104,8 @@ def test_solve_unitary_real_is_the_real_part_of_solve_unitary(dtype, kernels):
             phys = MRI(mask, fft_norm=norm, centered=False)
             bank = DCTFilters(8, 3).to(dtype)
             weights = torch.rand(8, generator=g, dtype=D).to(dtype)
+            # zero-mean filters: DC exactly 0 on both grids (not rounding noise that an unsampled DC divides by)
+            assert bank.spectrum(weights, shape)[0, 0] == 0 and bank.spectrum(weights, shape, onesided=True)[0, 0] == 0
             for batch in ((2,), ()):
                 y = phys.A(rand_complex((*batch, *shape), 12).to(torch.promote_types(dtype, torch.complex64)))
                 rhs = torch.randn((*batch, *shape), generator=g, dtype=D).to(dtype)

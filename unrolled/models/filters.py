@@ -112,7 +112,13 @@ class DCTFilters(nn.Module):
         H, W = shape
         e1 = _offset_dft(H, H, s, kernel.dtype, kernel.device)
         e2 = _offset_dft(W, W // 2 + 1 if onesided else W, s, kernel.dtype, kernel.device)
-        return (e1 @ kernel.to(e1.dtype) @ e2.T).real
+        spec = (e1 @ kernel.to(e1.dtype) @ e2.T).real
+        # the filters are zero-mean (no DC atom), so the DC term is exactly 0; computed, it is rounding noise
+        # (~1e-16, float32 ~3e-7) whose value differs between the full and one-sided grids and between CPUs,
+        # and where the mask leaves DC unsampled the solve divides by it (a zero denominator becomes 1e-6)
+        dc = torch.ones_like(spec)
+        dc[0, 0] = 0
+        return spec * dc
 
 
 @functools.lru_cache(maxsize=8)
