@@ -46,8 +46,14 @@ def main() -> None:
             ("GD-MRF shared energy (8 steps, as shipped)", {"sharing": "shared", "stages": 8}, True, True),
             ("GD-MRF non-local range (4 matches on the input)", {"nonlocal_range": True}, True, True),
             (
-                "GD-MRF non-local range (4 matches on the estimate, as shipped)",
+                "GD-MRF non-local range (4 matches on the estimate)",
                 {"nonlocal_range": True, "match_on": "estimate"},
+                True,
+                True,
+            ),
+            (
+                "GD-MRF non-local range, collaborative (8 matches on the estimate, as shipped)",
+                {"nonlocal_range": True, "match_on": "estimate", "matches": 8, "range_filters": "collaborative"},
                 True,
                 True,
             ),

@@ -314,6 +314,11 @@ WIDEN = {"gd_shared_s25_f80": (80, 9)}
 BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}
 
 
+def init_from(overrides: list[str]) -> str | None:
+    """The ``init_from=`` value of a job's overrides (None without one)."""
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith("init_from=")), None)
+
+
 def widened_start(overrides: list[str], out: Path, num_filters: int, filter_size: int) -> Path:
     """``out/init.pt``: the job's init_from file widened (written once)."""
     from unrolled.models import load_model, save_model
@@ -321,7 +326,7 @@ def widened_start(overrides: list[str], out: Path, num_filters: int, filter_size
 
     path = out / "init.pt"
     if not path.exists():
-        source = ROOT / next(o.split("=", 1)[1] for o in overrides if o.startswith("init_from="))
+        source = ROOT / init_from(overrides)
         model, extra = load_model(source)
         out.mkdir(parents=True, exist_ok=True)
         save_model(path, widen(model, num_filters, filter_size), widened_from=str(source.relative_to(ROOT)), **extra)
@@ -340,7 +345,6 @@ def main() -> None:
             raise SystemExit(f"unknown job {job!r}; valid: {', '.join(JOBS)}")
         stem, overrides = JOBS[job]
         out = ROOT / args.out / job
-        source = overrides
         if job in WIDEN:
             start_file = widened_start(overrides, out, *WIDEN[job])
             start_file = start_file.relative_to(ROOT) if start_file.is_relative_to(ROOT) else start_file
@@ -374,11 +378,11 @@ def main() -> None:
             print(f"{job}: epoch {m['best_epoch']} beat the start weights on validation: replaces {stem}.pt")
         shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
-        init = [o.split("=", 1)[1] for o in source if o.startswith("init_from=")]
+        init = init_from(JOBS[job][1])  # the shipped file the job starts from (before any widening)
         start = ""
         if init:
             base = f" by `--only {BASES[job]}`" if job in BASES else ""
-            start = f"\n- started from `{init[0]}` as made{base} (that card is in the file's git history)"
+            start = f"\n- started from `{init}` as made{base} (that card is in the file's git history)"
             if job in WIDEN:
                 n, size = WIDEN[job]
                 start += (
