@@ -21,12 +21,22 @@ def _graph_kept() -> bool:
     return True if kept is None else bool(kept())
 
 
+NARROW_INPUT = 4  # inputs with at most this many features are multiplied by W_ih inside the kernel
+
+
 class _FusedLSTMCell(torch.autograd.Function):
-    """One LSTM step from ``xh`` = [x, h] (M, I + H), ``c`` (M, H), the stacked weights
-    ``w`` = [W_ih, W_hh] (4H, I + H) and bias ``b`` (4H): the gates as one matrix
-    product, their point-wise part (gates -> h', c') and its backward as one C kernel
-    each (``l2o/kernels/lstm.inc``) instead of a dozen PyTorch operations and their
+    """One LSTM step from ``x`` (M, I), ``h`` (M, H), ``c`` (M, H), the weights ``w_ih``
+    (4H, I), ``w_hh`` (4H, H) and bias ``b`` (4H): the gates as matrix products, their
+    point-wise part (gates -> h', c') and its backward as one C kernel each
+    (``l2o/kernels/lstm.inc``) instead of a dozen PyTorch operations and their
     backward nodes over (M, 4H) tensors.
+
+    The forward kernel adds the bias (the product skips addmm's pass that copies it
+    into every row) and, for a narrow input (I <= ``NARROW_INPUT``: the preprocessed
+    gradient), ``x W_ih^T`` too (a product with an inner dimension of 2 runs far below
+    speed); the backward kernel returns the bias gradient (and the narrow input's
+    weight gradient) as sums over rows, in a fixed order. No [x, h] concatenation is
+    formed in the forward.
 
     The kernels work in place: the activations the backward needs are written over
     the gates, and their gradient over the activations, so a step allocates and
@@ -35,30 +45,53 @@ class _FusedLSTMCell(torch.autograd.Function):
     on a copy."""
 
     @staticmethod
-    def forward(ctx, xh: Tensor, c: Tensor, w: Tensor, b: Tensor, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
-        c = c.contiguous()
-        act = torch.addmm(b, xh, w.T)  # the gates, activated in place below
+    def forward(ctx, x, h, c, w_ih, w_hh, b, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
+        x, h, c = x.contiguous(), h.contiguous(), c.contiguous()
+        narrow = x.shape[1] <= NARROW_INPUT
+        act = torch.mm(h, w_hh.T)  # the gates, activated in place below
+        if not narrow:
+            act.addmm_(x, w_ih.T)
         h_new, c_new = torch.empty_like(c), torch.empty_like(c)
-        native.call(lib, "lstm_forward", (act, c, h_new, c_new), c.shape, (forget_bias,))
-        ctx.save_for_backward(xh, w, act, c, c_new)
-        ctx.lib = lib
+        ints = (*c.shape, x.shape[1] if narrow else 0)
+        native.call(
+            lib, "lstm_forward", (act, x, w_ih.contiguous(), b.contiguous(), c, h_new, c_new), ints, (forget_bias,)
+        )
+        ctx.save_for_backward(x, h, w_ih, w_hh, act, c, c_new)
+        ctx.lib, ctx.narrow = lib, narrow
         return h_new, c_new
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh: Tensor | None, dc: Tensor | None):
-        xh, w, d_gates, c, c_new = ctx.saved_tensors
+        x, h, w_ih, w_hh, d_gates, c, c_new = ctx.saved_tensors
         if _graph_kept():
             d_gates = d_gates.clone()
         dh = torch.zeros_like(c) if dh is None else dh.contiguous()
         dc = torch.zeros_like(c) if dc is None else dc.contiguous()
         d_c = torch.empty_like(c)
-        native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, c_new, d_c), c.shape)
-        d_xh = d_gates @ w if ctx.needs_input_grad[0] else None
-        # (xh^T d_gates)^T: a transposed (M, 4H) operand would be copied by the product first
-        d_w = (xh.T @ d_gates).T if ctx.needs_input_grad[2] else None
-        d_b = d_gates.sum(0) if ctx.needs_input_grad[3] else None
-        return d_xh, d_c, d_w, d_b, None, None
+        I, narrow = x.shape[1], ctx.narrow
+        d_b, d_w_narrow = c.new_empty(d_gates.shape[1]), c.new_empty(w_ih.shape if narrow else (0,))
+        ints = (*c.shape, I if narrow else 0)
+        native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, c_new, d_c, x, d_b, d_w_narrow), ints)
+        need_x, need_h, _, need_wi, need_wh, _ = ctx.needs_input_grad[:6]
+        d_x = d_h = d_w_ih = d_w_hh = None
+        if need_x and need_h and not narrow:  # one product for both: (M, 4H) read once
+            d_xh = d_gates @ torch.cat([w_ih, w_hh], 1)
+            d_x, d_h = d_xh[:, :I], d_xh[:, I:]
+        else:
+            d_x = d_gates @ w_ih if need_x else None
+            d_h = d_gates @ w_hh if need_h else None
+        # (v^T d_gates)^T: a transposed (M, 4H) operand would be copied by the product first
+        if narrow:
+            d_w_ih = d_w_narrow if need_wi else None
+            d_w_hh = (h.T @ d_gates).T if need_wh else None
+        elif need_wi and need_wh:
+            d_w = (torch.cat([x, h], 1).T @ d_gates).T
+            d_w_ih, d_w_hh = d_w[:, :I], d_w[:, I:]
+        else:
+            d_w_ih = (x.T @ d_gates).T if need_wi else None
+            d_w_hh = (h.T @ d_gates).T if need_wh else None
+        return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b, None, None
 
 
 def lstm_cell(
@@ -87,12 +120,9 @@ def lstm_cell(
     """
     lib = native.library_for(_KERNELS, c) if fused else None
     if lib is not None:
-        # one product with [x, h] and [W_ih, W_hh]: the (M, 4H) gates are written once, and their
-        # gradient read once for the input and once for the weights (not twice each)
         H = h.shape[-1]
-        xh = torch.cat([x.reshape(-1, x.shape[-1]), h.reshape(-1, H)], 1)
-        w = torch.cat([w_ih, w_hh], 1)
-        h_new, c_new = _FusedLSTMCell.apply(xh, c.reshape(-1, H), w, b, float(forget_bias), lib)
+        flat = (x.reshape(-1, x.shape[-1]), h.reshape(-1, H), c.reshape(-1, H))
+        h_new, c_new = _FusedLSTMCell.apply(*flat, w_ih, w_hh, b, float(forget_bias), lib)
         return h_new.reshape(h.shape), c_new.reshape(c.shape)
     gates = torch.addmm(b, x.reshape(-1, x.shape[-1]), w_ih.T).addmm_(h.reshape(-1, h.shape[-1]), w_hh.T)
     gates = gates.reshape(*h.shape[:-1], -1)

@@ -12,11 +12,10 @@ D = torch.float64
 
 
 def pointwise(gates, c, forget_bias, lib):
-    """The fused cell's point-wise part alone: gates = gates I + 0."""
-    n = gates.shape[1]
-    return _FusedLSTMCell.apply(
-        gates, c, torch.eye(n, dtype=gates.dtype), torch.zeros(n, dtype=gates.dtype), forget_bias, lib
-    )
+    """The fused cell's point-wise part alone: gates = gates I + 0 h + 0."""
+    (M, n), H = gates.shape, c.shape[1]
+    eye, zeros = torch.eye(n, dtype=gates.dtype), torch.zeros(n, H, dtype=gates.dtype)
+    return _FusedLSTMCell.apply(gates, c.new_zeros(M, H), c, eye, zeros, zeros[:, 0], forget_bias, lib)
 
 
 def cell_inputs(dtype, M=37, H=20, I=2, seed=0, scale=1.0):
@@ -26,9 +25,13 @@ def cell_inputs(dtype, M=37, H=20, I=2, seed=0, scale=1.0):
 
 
 @pytest.mark.parametrize("dtype, tol", [(D, 1e-13), (torch.float32, 2e-6)])
-def test_fused_cell_equals_the_composition(dtype, tol):
+@pytest.mark.parametrize("M, I", [(37, 2), (37, 7), (901, 2), (901, 20)])
+def test_fused_cell_equals_the_composition(dtype, tol, M, I):
+    """Values and every gradient, for a narrow input (I = 2: x W_ih^T and its weight
+    gradient in the kernels) and a wide one (I = 7, 20: in the products), on one
+    thread's rows (M = 37) and on several threads' blocks (M = 901)."""
     kernels_or_skip(_KERNELS)
-    args = cell_inputs(dtype)
+    args = cell_inputs(dtype, M=M, I=I)
     fused, plain = lstm_cell(*args, forget_bias=1.0, fused=True), lstm_cell(*args, forget_bias=1.0)
     g = torch.Generator().manual_seed(1)
     w = [torch.randn(t.shape, generator=g, dtype=D).to(dtype) for t in plain]
@@ -40,11 +43,31 @@ def test_fused_cell_equals_the_composition(dtype, tol):
         assert ((a - b).abs().max() / b.abs().max()).item() < tol
     # only h' used downstream (dL/dc' absent), and leading batch dimensions
     x, h, c, *weights = args
-    h3 = lstm_cell(x.view(1, 37, 2), h.view(1, 37, 20), c.view(1, 37, 20), *weights, 1.0, fused=True)[0]
-    h3p = lstm_cell(x.view(1, 37, 2), h.view(1, 37, 20), c.view(1, 37, 20), *weights, 1.0)[0]
-    assert h3.shape == (1, 37, 20)
+    lead = [t.view(1, M, -1) for t in (x, h, c)]
+    h3, h3p = lstm_cell(*lead, *weights, 1.0, fused=True)[0], lstm_cell(*lead, *weights, 1.0)[0]
+    assert h3.shape == (1, M, 20)
     ga, gb = torch.autograd.grad(h3.sum(), c), torch.autograd.grad(h3p.sum(), c)
     assert ((ga[0] - gb[0]).abs().max() / gb[0].abs().max()).item() < tol
+
+
+@pytest.mark.parametrize("I", [2, 20])
+def test_fused_cell_partial_gradients_and_fixed_sum_order(I):
+    """As in a learned optimizer (its input, the preprocessed gradient, needs no
+    gradient): the gradients asked for equal the composition's; and the bias and
+    weight gradients (sums over rows, across threads) are the same bits on a rerun."""
+    kernels_or_skip(_KERNELS)
+    x, h, c, w_ih, w_hh, b = cell_inputs(torch.float32, M=3001, I=I, seed=4)
+    x = x.detach()
+    wanted = (h, c, w_ih, w_hh, b)
+
+    def grads(fused):
+        hn, cn = lstm_cell(x, h, c, w_ih, w_hh, b, forget_bias=1.0, fused=fused)
+        return torch.autograd.grad((hn * cn).sum() + hn.sum(), wanted)
+
+    first, again, plain = grads(True), grads(True), grads(False)
+    for a, a2, p in zip(first, again, plain):
+        assert torch.equal(a, a2)
+        assert ((a - p).abs().max() / p.abs().max()).item() < 2e-6
 
 
 def test_fused_cell_gradcheck_and_fallback():

@@ -3,6 +3,12 @@
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else /* built without OpenMP (native.py retries so): one thread */
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
 
 /* exp for float32 that the compiler can vectorise (libm's expf is a call per
    element): exp(x) = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in two parts
