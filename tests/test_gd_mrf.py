@@ -211,6 +211,18 @@ def test_widened_model_gives_the_same_output(sharing):
         widen(net, 4, 5)
 
 
+def test_rbf_basis_follows_the_dtype_exactly():
+    """A model built in float32 and cast with ``.double()`` has the float64 table basis
+    (re-derived from the float64 master, not float32's rounding cast up), and back in
+    float32 the basis rounded once."""
+    built64 = model64(stages=1, num_filters=2, filter_size=3, centers=21).stages[0].energy.penalty.basis
+    cast = GDMRF(stages=1, num_filters=2, filter_size=3, centers=21)
+    assert cast.stages[0].energy.penalty.basis.dtype == torch.float32
+    cast = cast.double()
+    assert torch.equal(cast.stages[0].energy.penalty.basis, built64)
+    assert torch.equal(cast.float().stages[0].energy.penalty.basis, built64.float())
+
+
 def test_penalties():
     rbf = RBFPenalty(3, centers=63).double()
     z = torch.linspace(-1.3, 1.3, 2001, dtype=D)

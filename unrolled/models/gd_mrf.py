@@ -84,9 +84,18 @@ class RBFPenalty(nn.Module):
             grid, torch.tensor(init_alpha, dtype=torch.float64), torch.tensor(init_scale, dtype=torch.float64)
         )
         w = torch.linalg.lstsq(basis, target[:, None]).solution[:, 0]
+        self._basis64 = basis  # the master copy: a dtype change re-derives the buffer from it (see _apply)
         self.register_buffer("basis", basis.to(torch.get_default_dtype()), persistent=False)
         self.weight = nn.Parameter(w.to(torch.get_default_dtype()).repeat(num_filters, 1))
         self.mu, self.gamma = mu, gamma
+
+    def _apply(self, fn, recurse=True):
+        """After ``.to``/``.double()``/``.cuda()``: the table basis rounded once from its
+        float64 master into the weights' dtype (a cast of the float32 buffer would keep
+        float32's rounding in a float64 model)."""
+        super()._apply(fn, recurse)
+        self.basis = self._basis64.to(device=self.weight.device, dtype=self.weight.dtype)
+        return self
 
     def table(self) -> Tensor:
         """(F, table) values of phi on the grid."""
@@ -535,12 +544,8 @@ def widen(model: GDMRF, num_filters: int, filter_size: int) -> GDMRF:
         raise ValueError(
             f"widen needs at least {old_n} filters of an odd size >= {old_s}, got {num_filters} of {filter_size}"
         )
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(next(model.parameters()).dtype)  # the RBF tables are built in the default dtype
-    try:
-        new = GDMRF(**{**cfg, "num_filters": num_filters, "filter_size": filter_size})
-    finally:
-        torch.set_default_dtype(default)
+    like = next(model.parameters())
+    new = GDMRF(**{**cfg, "num_filters": num_filters, "filter_size": filter_size}).to(like)
     for old_stage, new_stage in zip(model.stages, new.stages):
         old_e, new_e = old_stage.energy, new_stage.energy
         new_stage.step.copy_(old_stage.step)
