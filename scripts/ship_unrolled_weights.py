@@ -256,21 +256,6 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             PHOTO_TRAIN,
         ),
     ),
-    # gd_collab_s25_photo continued (its best epoch was its last): 12 more epochs from its file, from about the
-    # rate it ended at (5e-4 * 0.9^7 = 2.4e-4), on fresh crops and noise
-    "gd_collab_s25_more": (
-        "gd_mrf_images_s25_stagewise_nonlocal",
-        natural(
-            25,
-            ["model.nonlocal=true", "model.match_on=estimate", "model.matches=8", "model.range_filters=collaborative"],
-            1000,
-            "2.5e-4",
-            "0.92",
-            12,
-            "gd_mrf_images_s25_stagewise_nonlocal",
-            PHOTO_TRAIN,
-        ),
-    ),
     # the shared energy (8 steps) widened to 80 filters of 9x9 (TNRD's largest bank): the file of
     # gd_shared_s25_k8 with its filters zero-padded and 32 new ones at zero penalty (the same output at the start;
     # unrolled.models.gd_mrf.widen, see WIDEN), 1500 crops of the 14 images
@@ -321,7 +306,6 @@ IMPROVES_ON_START = {
     "gd_stagewise_s25_wide": "gd_stagewise_s25_photo",
     "gd_collab_s25_photo": "gd_stagewise_s25_photo",
     "gd_shared_s25_f80": "gd_shared_s25_k8",
-    "gd_collab_s25_more": "gd_collab_s25_photo",
 }
 # jobs that start from a widened copy of a shipped file: (num_filters, filter_size); the copy is written to the
 # job's run directory as init.pt and replaces the job's init_from
