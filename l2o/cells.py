@@ -74,7 +74,6 @@ class _FusedLSTMCell(torch.autograd.Function):
         ints = (*c.shape, I if narrow else 0)
         native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, c_new, d_c, x, d_b, d_w_narrow), ints)
         need_x, need_h, _, need_wi, need_wh, _ = ctx.needs_input_grad[:6]
-        d_x = d_h = d_w_ih = d_w_hh = None
         if need_x and need_h and not narrow:  # one product for both: (M, 4H) read once
             d_xh = d_gates @ torch.cat([w_ih, w_hh], 1)
             d_x, d_h = d_xh[:, :I], d_xh[:, I:]
