@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--only", default="dm,rnnprop,hyperadam")
     ap.add_argument("--out", default="runs/ship_l2o")
     ap.add_argument("--meta-lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    ap.add_argument("--lr-min", type=float, default=0.0)
     args = ap.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     val_seeds, val_every = 16, 10
@@ -69,6 +71,8 @@ def main() -> None:
             "task=mnist_mlp",
             f"episodes={args.episodes}",
             f"meta.lr={args.meta_lr}",
+            f"meta.lr_schedule={args.lr_schedule}",
+            f"meta.lr_min={args.lr_min}",
             f"validation.seeds={val_seeds}",
             f"validation.every={val_every}",
             "progress=false",
@@ -81,10 +85,20 @@ def main() -> None:
         dest = WEIGHTS / f"{name}_mnist_mlp.pt"
         shutil.copyfile(out / "checkpoints" / "best.pt", dest)
         cfg = (out / "config.yaml").read_text()
+        lr_note = (
+            f" decayed by a cosine to {args.lr_min} over the {metrics['episodes']} episodes"
+            if args.lr_schedule == "cosine"
+            else ""
+        )
+        schedule = f" --lr-schedule cosine --lr-min {args.lr_min}" if args.lr_schedule == "cosine" else ""
+        made_by = (
+            f"python scripts/ship_l2o_weights.py --episodes {metrics['episodes']} --meta-lr {args.meta_lr}"
+            f"{schedule} --only {name}"
+        )
         card = f"""# {name} meta-trained on the MNIST MLP
 
 File: `{dest.name}` (meta-parameters, `l2o.learned.load_learned` / `load_pretrained("{name}")`).
-Made by: `python scripts/ship_l2o_weights.py --episodes {metrics["episodes"]} --meta-lr {args.meta_lr} --only {name}`
+Made by: `{made_by}`
 ({metrics["seconds_total"] / 60:.0f} min of meta-training on one CPU thread; every episode's optimizees are
 drawn from seeds fixed by the episode number, so the same command gives the same weights).
 
@@ -96,7 +110,7 @@ drawn from seeds fixed by the episode number, so the same command gives the same
   truncation; first-order meta-gradients;
 - tricks: random scaling r = {metrics["meta_config"]["random_scaling"]}, convex term of dimension
   {metrics["meta_config"]["convex_dim"]} (0: off);
-- meta-optimizer Adam, learning rate {metrics["meta_config"]["lr"]}, gradient norm clipped at
+- meta-optimizer Adam, learning rate {metrics["meta_config"]["lr"]}{lr_note}, gradient norm clipped at
   {metrics["meta_config"]["grad_clip"]}; {metrics["episodes"]} episodes = {metrics["meta_iterations"]}
   meta-iterations, {metrics["seconds_per_meta_iteration"]:.3f} s per meta-iteration (1 CPU thread);
 - kept: the weights with the lowest validation loss (mean final training loss after 100 steps on

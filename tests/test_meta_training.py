@@ -159,6 +159,24 @@ def test_meta_training_lowers_the_validation_loss():
     assert trainer.best["validation_loss"] == after and trainer.best["episode"] == 15
 
 
+def test_cosine_meta_learning_rate_schedule():
+    cfg = MetaTrainConfig(unroll=3, truncations=1, lr=1e-2, lr_schedule="cosine", lr_min=1e-4, lr_episodes=4)
+    assert cfg.lr_at(0) == 1e-2 and cfg.lr_at(4) == cfg.lr_at(9) == pytest.approx(1e-4)
+    assert cfg.lr_at(2) == pytest.approx((1e-2 + 1e-4) / 2)
+    trainer = MetaTrainer(DMOptimizer(hidden=3), make_task("quadratic"), cfg)
+    for episode in range(3):
+        trainer.run_episode()
+        assert trainer.meta_opt.param_groups[0]["lr"] == pytest.approx(cfg.lr_at(episode))
+    # a constant schedule ignores lr_episodes, so a run can be resumed with more episodes
+    assert MetaTrainConfig(lr_episodes=7).lr_episodes == 0 and MetaTrainConfig().lr_at(50) == 1e-3
+    with pytest.raises(ValueError, match="unknown lr_schedule 'step'; valid choices: constant, cosine"):
+        MetaTrainConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="lr_episodes"):
+        MetaTrainConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match=r"lr_min must be in \[0, lr=0.001\]"):
+        MetaTrainConfig(lr_schedule="cosine", lr_episodes=3, lr_min=0.1)
+
+
 def test_nan_guard_skips_and_restores():
     task = make_task("quadratic")
     trainer = MetaTrainer(DMOptimizer(seed=0), task, MetaTrainConfig(unroll=5, truncations=3, lr=1e-2))

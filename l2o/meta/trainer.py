@@ -28,6 +28,7 @@ from l2o.tasks.base import Task
 log = logging.getLogger(__name__)
 
 META_LOSSES = ("sum", "mean", "last")
+LR_SCHEDULES = ("constant", "cosine")
 TRAIN_SEED_BASE = 100_000_000  # optimizee seeds of meta-training: disjoint from evaluation (0..),
 VALIDATION_SEED_BASE = 2_000_000  # learning-rate tuning (1,000,000..) and validation seeds
 
@@ -46,7 +47,12 @@ class MetaTrainConfig:
             first order, gradients detached, as in Andrychowicz et al. 2016).
         random_scaling: r of the random-scaling trick (0: off).
         convex_dim: size of the convex term combined with the loss (0: off).
-        lr: the meta-optimizer's (Adam) learning rate.
+        lr: the meta-optimizer's (Adam) learning rate (at the first episode).
+        lr_schedule: ``constant``, or ``cosine``: the learning rate of episode e is
+            ``lr_min + (lr - lr_min) * (1 + cos(pi * min(e, lr_episodes) / lr_episodes)) / 2``.
+        lr_min: the cosine schedule's final learning rate.
+        lr_episodes: the cosine schedule's length in episodes (the app sets it to
+            ``episodes``); required for ``cosine``.
         grad_clip: clip the meta-gradient to this global norm (0: off).
         seed: selects the optimizee instances of every episode.
         compile: run the learned optimizer's step through ``torch.compile``
@@ -61,6 +67,9 @@ class MetaTrainConfig:
     random_scaling: float = 0.0
     convex_dim: int = 0
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
+    lr_episodes: int = 0
     grad_clip: float = 1.0
     seed: int = 0
     compile: bool = False
@@ -72,6 +81,21 @@ class MetaTrainConfig:
             check_positive_int(name, getattr(self, name))
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; valid choices: {', '.join(LR_SCHEDULES)}")
+        if self.lr_schedule == "constant":
+            self.lr_episodes = 0  # unused: resuming with more episodes stays allowed
+        else:
+            check_positive_int("lr_episodes", self.lr_episodes)
+            if not 0 <= self.lr_min <= self.lr:
+                raise ValueError(f"lr_min must be in [0, lr={self.lr}], got {self.lr_min}")
+
+    def lr_at(self, episode: int) -> float:
+        """The meta-learning rate of ``episode`` (0-based) under the schedule."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        frac = min(episode, self.lr_episodes) / self.lr_episodes
+        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 @dataclass
@@ -172,6 +196,8 @@ class MetaTrainer:
         start = time.perf_counter()
         entry = EpisodeLog(self.episode)
         optimizee = self.make_optimizee(self.episode)
+        for group in self.meta_opt.param_groups:
+            group["lr"] = cfg.lr_at(self.episode)
         self.learned.train()
         x = optimizee.x0.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(optimizee.losses(x, optimizee.sample_batch()).sum(), x)
@@ -255,7 +281,7 @@ class MetaTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["learned"]["name"] != self.learned.name:
             raise ValueError(f"checkpoint holds a {state['learned']['name']!r} optimizer, not {self.learned.name!r}")
-        saved_cfg = json.loads(state["meta_config"])
+        saved_cfg = {**asdict(MetaTrainConfig()), **json.loads(state["meta_config"])}
         if saved_cfg != asdict(self.cfg):
             diff = {k: (saved_cfg.get(k), v) for k, v in asdict(self.cfg).items() if saved_cfg.get(k) != v}
             raise ValueError(f"cannot resume: meta-training settings differ from the checkpoint's (saved, now): {diff}")
