@@ -40,7 +40,8 @@ class _FusedLSTMCell(torch.autograd.Function):
 
     The kernels work in place: the activations the backward needs are written over
     the gates, and their gradient over the activations, so a step allocates and
-    writes no (M, 4H) buffer beyond the product's output. Where the graph is kept
+    writes no (M, 4H) buffer beyond the product's output; the forward also keeps
+    tanh(c') (M, H) for the backward, which then evaluates no transcendental. Where the graph is kept
     for another backward (``retain_graph=True``, ``gradcheck``), the backward works
     on a copy."""
 
@@ -51,19 +52,23 @@ class _FusedLSTMCell(torch.autograd.Function):
         act = torch.mm(h, w_hh.T)  # the gates, activated in place below
         if not narrow:
             act.addmm_(x, w_ih.T)
-        h_new, c_new = torch.empty_like(c), torch.empty_like(c)
+        h_new, c_new, tanh_c = torch.empty_like(c), torch.empty_like(c), torch.empty_like(c)
         ints = (*c.shape, x.shape[1] if narrow else 0)
         native.call(
-            lib, "lstm_forward", (act, x, w_ih.contiguous(), b.contiguous(), c, h_new, c_new), ints, (forget_bias,)
+            lib,
+            "lstm_forward",
+            (act, x, w_ih.contiguous(), b.contiguous(), c, h_new, c_new, tanh_c),
+            ints,
+            (forget_bias,),
         )
-        ctx.save_for_backward(x, h, w_ih, w_hh, act, c, c_new)
+        ctx.save_for_backward(x, h, w_ih, w_hh, act, c, tanh_c)
         ctx.lib, ctx.narrow = lib, narrow
         return h_new, c_new
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh: Tensor | None, dc: Tensor | None):
-        x, h, w_ih, w_hh, d_gates, c, c_new = ctx.saved_tensors
+        x, h, w_ih, w_hh, d_gates, c, tanh_c = ctx.saved_tensors
         if _graph_kept():
             d_gates = d_gates.clone()
         dh = torch.zeros_like(c) if dh is None else dh.contiguous()
@@ -72,7 +77,7 @@ class _FusedLSTMCell(torch.autograd.Function):
         I, narrow = x.shape[1], ctx.narrow
         d_b, d_w_narrow = c.new_empty(d_gates.shape[1]), c.new_empty(w_ih.shape if narrow else (0,))
         ints = (*c.shape, I if narrow else 0)
-        native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, c_new, d_c, x, d_b, d_w_narrow), ints)
+        native.call(ctx.lib, "lstm_backward", (dh, dc, d_gates, c, tanh_c, d_c, x, d_b, d_w_narrow), ints)
         need_x, need_h, _, need_wi, need_wh, _ = ctx.needs_input_grad[:6]
         if need_x and need_h and not narrow:  # one product for both: (M, 4H) read once
             d_xh = d_gates @ torch.cat([w_ih, w_hh], 1)

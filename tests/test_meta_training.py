@@ -159,6 +159,38 @@ def test_meta_training_lowers_the_validation_loss():
     assert trainer.best["validation_loss"] == after and trainer.best["episode"] == 15
 
 
+def test_first_order_meta_batch_gradient_equals_the_graph_of_the_mean():
+    """First order, meta_batch 3: the loss terms' known-gradient backward (no optimizee
+    graph kept) gives the meta-gradient of the same unroll written with the losses'
+    mean in the graph."""
+    task = make_task("quadratic", dtype=D)
+    learned = DMOptimizer(hidden=4, seed=1).to(D)
+
+    def graph_of_the_mean():
+        opt = BatchedOptimizee(task, [7, 8, 9], random_scaling=1.0)
+        x = opt.x0.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(opt.losses(x, opt.sample_batch()).sum(), x)
+        slots, terms = learned.init_flat(x.detach()), []
+        for t in range(4):
+            step, slots = learned.step_flat(g.detach(), slots, t, x)
+            x = x + step
+            losses = opt.losses(x, opt.sample_batch())
+            (g,) = torch.autograd.grad(losses.sum(), x, retain_graph=True)
+            terms.append(losses.mean())
+        return torch.stack(terms).mean()
+
+    def ours_first_order():
+        opt = BatchedOptimizee(task, [7, 8, 9], random_scaling=1.0)
+        x = opt.x0.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(opt.losses(x, opt.sample_batch()).sum(), x)
+        return unrolled_meta_loss(learned, opt, x.detach(), learned.init_flat(x.detach()), 0, g.detach(), 4)[0]
+
+    a = torch.autograd.grad(graph_of_the_mean(), list(learned.parameters()))
+    b = torch.autograd.grad(ours_first_order(), list(learned.parameters()))
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-14)
+
+
 def test_cosine_meta_learning_rate_schedule():
     cfg = MetaTrainConfig(unroll=3, truncations=1, lr=1e-2, lr_schedule="cosine", lr_min=1e-4, lr_episodes=4)
     assert cfg.lr_at(0) == 1e-2 and cfg.lr_at(4) == cfg.lr_at(9) == pytest.approx(1e-4)

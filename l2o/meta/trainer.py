@@ -116,6 +116,26 @@ def reduce_meta_loss(terms: list[Tensor], how: str) -> Tensor:
     return terms[-1]
 
 
+class _MeanWithKnownGradient(torch.autograd.Function):
+    """``losses.mean()`` of losses (n,) that a function of ``x`` (n, N) computed
+    outside the graph, with the gradient of ``losses.sum()`` at ``x``, ``g``, given:
+    the backward is ``grad * g / n``. First-order meta-training differentiates each
+    optimizee loss only through ``x`` and needs exactly the gradient it already
+    computed for the next update, so the optimizee's graph is neither kept nor
+    back-propagated a second time."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, losses: Tensor, g: Tensor) -> Tensor:
+        ctx.save_for_backward(g)
+        ctx.n = losses.numel()
+        return losses.mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (g,) = ctx.saved_tensors
+        return g * (grad / ctx.n), None, None
+
+
 def unrolled_meta_loss(
     learned: LearnedOptimizer,
     optimizee: BatchedOptimizee,
@@ -149,11 +169,16 @@ def unrolled_meta_loss(
         x = x + step
         if not x.requires_grad:  # only when the update does not depend on the meta-parameters
             x = x.detach().requires_grad_(True)
-        losses = optimizee.losses(x, optimizee.sample_batch())
-        (g,) = torch.autograd.grad(losses.sum(), x, create_graph=second_order, retain_graph=True)
-        if not second_order:
-            g = g.detach()
-        terms.append(losses.mean())
+        batch = optimizee.sample_batch()
+        if second_order:
+            losses = optimizee.losses(x, batch)
+            (g,) = torch.autograd.grad(losses.sum(), x, create_graph=True, retain_graph=True)
+            terms.append(losses.mean())
+        else:
+            point = x.detach().requires_grad_(True)
+            losses = optimizee.losses(point, batch)
+            (g,) = torch.autograd.grad(losses.sum(), point)
+            terms.append(_MeanWithKnownGradient.apply(x, losses.detach(), g))
         values.append(float(terms[-1].detach()))
     return reduce_meta_loss(terms, meta_loss), x, slots, count, g, values
 
