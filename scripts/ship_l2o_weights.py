@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--meta-lr", type=float, default=1e-3)
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     ap.add_argument("--lr-min", type=float, default=0.0)
+    ap.add_argument("--meta-batch", type=int, default=1)
     args = ap.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     val_seeds, val_every = 16, 10
@@ -73,6 +74,7 @@ def main() -> None:
             f"meta.lr={args.meta_lr}",
             f"meta.lr_schedule={args.lr_schedule}",
             f"meta.lr_min={args.lr_min}",
+            f"meta.meta_batch={args.meta_batch}",
             f"validation.seeds={val_seeds}",
             f"validation.every={val_every}",
             "progress=false",
@@ -106,8 +108,8 @@ drawn from seeds fixed by the episode number, so the same command gives the same
 - optimizee: MLP 784-20-10, sigmoid, batch 128, MNIST 5,000-image subset (4,000 for training),
   initial parameters N(0, 0.1^2);
 - horizon 100 steps = {metrics["meta_config"]["truncations"]} truncations of {metrics["meta_config"]["unroll"]}
-  steps, one optimizee per episode; meta-loss `{metrics["meta_config"]["meta_loss"]}` of the losses of each
-  truncation; first-order meta-gradients;
+  steps, {metrics["meta_config"]["meta_batch"]} optimizee(s) per episode; meta-loss
+  `{metrics["meta_config"]["meta_loss"]}` of the losses of each truncation; first-order meta-gradients;
 - tricks: random scaling r = {metrics["meta_config"]["random_scaling"]}, convex term of dimension
   {metrics["meta_config"]["convex_dim"]} (0: off);
 - meta-optimizer Adam, learning rate {metrics["meta_config"]["lr"]}{lr_note}, gradient norm clipped at
