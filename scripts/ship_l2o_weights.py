@@ -58,6 +58,13 @@ def main() -> None:
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     ap.add_argument("--lr-min", type=float, default=0.0)
     ap.add_argument("--meta-batch", type=int, default=1)
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another meta_train override, e.g. meta.random_scaling=0 (repeatable)",
+    )
     args = ap.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     val_seeds, val_every = 16, 10
@@ -79,6 +86,7 @@ def main() -> None:
             f"validation.every={val_every}",
             "progress=false",
             f"hydra.run.dir={out}",
+            *args.override,
         ]
         if (out / "checkpoints" / "last.pt").exists():
             cmd.append("resume=true")
