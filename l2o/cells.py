@@ -41,9 +41,9 @@ class _FusedLSTMCell(torch.autograd.Function):
     The kernels work in place: the activations the backward needs are written over
     the gates, and their gradient over the activations, so a step allocates and
     writes no (M, 4H) buffer beyond the product's output; the forward also keeps
-    tanh(c') (M, H) for the backward, which then evaluates no transcendental. Where the graph is kept
-    for another backward (``retain_graph=True``, ``gradcheck``), the backward works
-    on a copy."""
+    tanh(c') (M, H) for the backward, which then evaluates no transcendental.
+    Where the graph is kept for another backward (``retain_graph=True``,
+    ``gradcheck``), the backward works on a copy."""
 
     @staticmethod
     def forward(ctx, x, h, c, w_ih, w_hh, b, forget_bias: float, lib) -> tuple[Tensor, Tensor]:
