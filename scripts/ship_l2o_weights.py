@@ -100,11 +100,13 @@ def main() -> None:
             if args.lr_schedule == "cosine"
             else ""
         )
-        schedule = f" --lr-schedule cosine --lr-min {args.lr_min}" if args.lr_schedule == "cosine" else ""
-        made_by = (
-            f"python scripts/ship_l2o_weights.py --episodes {metrics['episodes']} --meta-lr {args.meta_lr}"
-            f"{schedule} --only {name}"
-        )
+        flags = [f"--episodes {metrics['episodes']}", f"--meta-lr {args.meta_lr}"]
+        if args.lr_schedule == "cosine":
+            flags.append(f"--lr-schedule cosine --lr-min {args.lr_min}")
+        if args.meta_batch != 1:
+            flags.append(f"--meta-batch {args.meta_batch}")
+        flags += [f"--override {o}" for o in args.override]
+        made_by = " ".join(["python scripts/ship_l2o_weights.py", *flags, f"--only {name}"])
         card = f"""# {name} meta-trained on the MNIST MLP
 
 File: `{dest.name}` (meta-parameters, `l2o.learned.load_learned` / `load_pretrained("{name}")`).
