@@ -1,15 +1,17 @@
 """Meta-train the shipped learned optimizers and write their weights and cards.
 
-    python scripts/ship_l2o_weights.py [--episodes 500] [--only dm,rnnprop,hyperadam] [--out runs/ship_l2o]
+    python scripts/ship_l2o_weights.py [--episodes 500] [--only dm,rnnprop,hyperadam] [--out runs/ship_l2o] [--ship]
 
 For each optimizer: ``python -m experiments.meta_train`` on the MNIST MLP
 (784-20-10, sigmoid, batch 128, 100-step horizon = 5 truncations of 20) with the
 recipe of its paper's code (``configs/optimizer/<name>.yaml``) except the
 meta-learning rate, 1e-3 for all three (the papers train 100x more episodes at
-1e-4); then the best-validation weights are copied to
-``l2o/weights/<name>_mnist_mlp.pt`` and a card ``<name>_mnist_mlp.md`` records the
-recipe, meta-iterations, time and validation loss, beside Adam's on the same
-validation seeds. Runs resume if interrupted (``resume=true``).
+1e-4); then the best-validation weights are copied to ``<name>_mnist_mlp.pt`` and
+a card ``<name>_mnist_mlp.md`` records the recipe, meta-iterations, time and
+validation loss, beside Adam's on the same validation seeds. Both go to the run
+folder (``--out``/<name>) unless ``--ship`` is given, which writes them into
+``l2o/weights`` in place of the shipped files: a trial recipe does not replace the
+shipped weights by accident. Runs resume if interrupted (``resume=true``).
 """
 
 from __future__ import annotations
@@ -65,8 +67,12 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="another meta_train override, e.g. meta.random_scaling=0 (repeatable)",
     )
+    ap.add_argument(
+        "--ship",
+        action="store_true",
+        help="write the weights and card into l2o/weights (default: into the run folder only)",
+    )
     args = ap.parse_args()
-    WEIGHTS.mkdir(parents=True, exist_ok=True)
     val_seeds, val_every = 16, 10
     adam_ref = adam_validation(100, val_seeds)
     for name in args.only.split(","):
@@ -92,7 +98,9 @@ def main() -> None:
             cmd.append("resume=true")
         run(cmd)
         metrics = json.loads((out / "metrics.json").read_text())
-        dest = WEIGHTS / f"{name}_mnist_mlp.pt"
+        dest_dir = WEIGHTS if args.ship else out
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / f"{name}_mnist_mlp.pt"
         shutil.copyfile(out / "checkpoints" / "best.pt", dest)
         cfg = (out / "config.yaml").read_text()
         lr_note = (
@@ -106,7 +114,7 @@ def main() -> None:
         if args.meta_batch != 1:
             flags.append(f"--meta-batch {args.meta_batch}")
         flags += [f"--override {o}" for o in args.override]
-        made_by = " ".join(["python scripts/ship_l2o_weights.py", *flags, f"--only {name}"])
+        made_by = " ".join(["python scripts/ship_l2o_weights.py", *flags, f"--only {name}", "--ship"])
         card = f"""# {name} meta-trained on the MNIST MLP
 
 File: `{dest.name}` (meta-parameters, `l2o.learned.load_learned` / `load_pretrained("{name}")`).
@@ -140,9 +148,10 @@ The evaluation against tuned Adam on four activations (the HyperAdam paper's Tab
 ```yaml
 {cfg}```
 """
-        (WEIGHTS / f"{name}_mnist_mlp.md").write_text(card)
+        (dest_dir / f"{name}_mnist_mlp.md").write_text(card)
+        verb = "shipped" if args.ship else "wrote (not shipped; --ship to ship)"
         print(
-            f"shipped {dest} (best validation loss {metrics['best_validation_loss']:.4f}; Adam "
+            f"{verb} {dest} (best validation loss {metrics['best_validation_loss']:.4f}; Adam "
             f"{adam_ref['validation_loss']:.4f})",
             flush=True,
         )
