@@ -1,10 +1,13 @@
 """Train the shipped unrolled networks and write their weights and cards.
 
-    python scripts/ship_unrolled_weights.py [--only admm_chest_r20,gd_stagewise_s25,...] [--out runs/ship_unrolled]
+    python scripts/ship_unrolled_weights.py [--only admm_chest_r20,gd_stagewise_s25,...] [--out DIR] [--ship]
 
 Each job runs ``python -m experiments.train_unrolled`` (resuming if interrupted),
-then copies ``checkpoints/model.pt`` to ``unrolled/weights/<file>.pt`` and writes
-``<file>.md`` (recipe, epochs, time, final training loss). Test results are in the
+then copies ``checkpoints/model.pt`` to ``<file>.pt`` and writes ``<file>.md``
+(recipe, epochs, time, final training loss): into the job's run folder
+(``--out``/<job>/, default runs/ship_unrolled) unless ``--ship`` is given, which writes them into
+``unrolled/weights`` in place of the shipped files, so a trial job does not
+replace a shipped file by accident. Test results are in the
 README (``experiments.eval_unrolled``). The Deep ADMM-Net data directory comes
 from ``$ADMM_NET_DATA`` (default ``../shared/data/deep-admm-net``).
 """
@@ -221,6 +224,21 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             PHOTO_TRAIN,
         ),
     ),
+    # the shared energy unrolled for 16 steps, from the 8-step file of gd_shared_s25_k8 (the 8 new steps start
+    # with step size 0)
+    "gd_shared_s25_k16": (
+        "gd_mrf_images_s25_shared",
+        natural(
+            25,
+            ["model.sharing=shared", "model.stages=16", "model.step=0.0"],
+            3000,
+            "2e-4",
+            "0.92",
+            8,
+            "gd_mrf_images_s25_shared",
+            PHOTO_TRAIN,
+        ),
+    ),
     # the non-local variant from the local gd_stagewise_s25_photo model, matching on the current estimate at
     # every step instead of the noisy input, at a higher rate than gd_nonlocal_s25_nat
     "gd_nonlocal_s25_photo": (
@@ -248,6 +266,22 @@ JOBS: dict[str, tuple[str, list[str]]] = {
         natural(
             25,
             ["model.nonlocal=true", "model.match_on=estimate", "model.matches=8", "model.range_filters=collaborative"],
+            1000,
+            "5e-4",
+            "0.9",
+            8,
+            "gd_mrf_images_s25_stagewise",
+            PHOTO_TRAIN,
+        ),
+    ),
+    # the non-local variant with averaged range filters (each clique's response a weighted mean of its local
+    # filter's responses over the group of 8 patches matched on the current estimate, the weights summing to
+    # 1), from the local gd_stagewise_s25_photo model, with gd_collab_s25_photo's recipe
+    "gd_avg_s25_photo": (
+        "gd_mrf_images_s25_stagewise_nonlocal",
+        natural(
+            25,
+            ["model.nonlocal=true", "model.match_on=estimate", "model.matches=8", "model.range_filters=averaged"],
             1000,
             "5e-4",
             "0.9",
@@ -305,7 +339,9 @@ IMPROVES_ON_START = {
     "gd_stagewise_s50_photo": "gd_stagewise_s50_nat",
     "gd_stagewise_s25_wide": "gd_stagewise_s25_photo",
     "gd_collab_s25_photo": "gd_stagewise_s25_photo",
+    "gd_avg_s25_photo": "gd_stagewise_s25_photo",
     "gd_shared_s25_f80": "gd_shared_s25_k8",
+    "gd_shared_s25_k16": "gd_shared_s25_k8",
 }
 # jobs that start from a widened copy of a shipped file: (num_filters, filter_size); the copy is written to the
 # job's run directory as init.pt and replaces the job's init_from
@@ -338,6 +374,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(JOBS))
     ap.add_argument("--out", default="runs/ship_unrolled")
+    ap.add_argument(
+        "--ship",
+        action="store_true",
+        help="write the weights and cards into unrolled/weights (default: into each job's run folder)",
+    )
     args = ap.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     for job in args.only.split(","):
@@ -376,7 +417,8 @@ def main() -> None:
                 print(f"{job}: no epoch beat the start weights on validation; {stem}.pt kept", flush=True)
                 continue
             print(f"{job}: epoch {m['best_epoch']} beat the start weights on validation: replaces {stem}.pt")
-        shutil.copyfile(out / "checkpoints" / "model.pt", WEIGHTS / f"{stem}.pt")
+        dest = WEIGHTS if args.ship else out
+        shutil.copyfile(out / "checkpoints" / "model.pt", dest / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
         init = init_from(JOBS[job][1])  # the shipped file the job starts from (before any widening)
         start = ""
@@ -398,7 +440,7 @@ def main() -> None:
         card = f"""# {stem}
 
 File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
-`python scripts/ship_unrolled_weights.py --only {job}`, i.e.
+`python scripts/ship_unrolled_weights.py --only {job} --ship`, i.e.
 
     python -m experiments.train_unrolled {" ".join(overrides)}
 
@@ -412,8 +454,9 @@ File: `{stem}.pt` (`unrolled.models.load_model`). Made by:
 
 Test results (PSNR, SSIM, NRMSE on held-out images): see the README.
 """
-        (WEIGHTS / f"{stem}.md").write_text(card)
-        print(f"shipped {stem}.pt", flush=True)
+        (dest / f"{stem}.md").write_text(card)
+        verb = "shipped" if args.ship else "wrote (not shipped; --ship to ship)"
+        print(f"{verb} {dest / stem}.pt", flush=True)
 
 
 if __name__ == "__main__":

@@ -183,8 +183,64 @@ def test_collaborative_range_filters_are_multiples_of_the_local_ones():
     inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
     assert "stages.0.energy.range_coef" in names
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
-    with pytest.raises(ValueError, match="unknown range_filters 'pooled'; valid choices: full, collaborative"):
+    valid = "full, collaborative, averaged"
+    with pytest.raises(ValueError, match=f"unknown range_filters 'pooled'; valid choices: {valid}"):
         MRFEnergy(matches=2, range_filters="pooled")
+
+
+def test_averaged_range_filters_are_a_weighted_mean_over_the_group():
+    """range_filters="averaged": the response is (1 - sum_j c_ji) times the local
+    response plus sum_j c_ji times the matched ones (written out here), so on an
+    image whose matched patches equal their clique's (vertical stripes: the best
+    matches are vertical shifts) it is the local response for any c; K^T is the
+    adjoint and the prior gradient that of the energy; gradcheck of one step in all
+    parameters."""
+    x = images(2, 16, seed=13)
+    g = torch.Generator().manual_seed(14)
+    avg = MRFEnergy(num_filters=5, filter_size=3, centers=21, matches=3, range_filters="averaged").double()
+    with torch.no_grad():
+        avg.bank.weight.add_(0.2 * torch.randn(avg.bank.weight.shape, generator=g, dtype=D))
+        avg.range_coef.normal_(0, 0.5, generator=g)
+    idx = BlockMatching(3, 3, 5)(x)
+    local = avg.bank.K(x).reshape(2, 5, 256)
+    c = avg.range_coef.detach()
+    expected = (1 - c.sum(0))[None, :, None] * local
+    for j in range(3):
+        expected = expected + c[j][None, :, None] * local.gather(2, idx[:, j : j + 1].expand(2, 5, 256))
+    torch.testing.assert_close(avg.K(x, idx).reshape(2, 5, 256), expected, rtol=1e-10, atol=1e-12)
+    stripes = torch.rand(1, 1, 12, generator=g, dtype=D).expand(1, 12, 12).contiguous()
+    local = avg.bank.K(stripes)
+    assert local.abs().max() > 0.05
+    torch.testing.assert_close(avg.K(stripes, BlockMatching(3, 3, 5)(stripes)), local, rtol=1e-10, atol=1e-12)
+    v = torch.randn(2, 5, 16, 16, generator=g, dtype=D)
+    lhs, rhs = (avg.K(x, idx) * v).sum(), (x * avg.KT(v, idx)).sum()
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(avg.penalty.energy(avg.K(xr, idx)).sum(), xr)
+    torch.testing.assert_close(avg.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
+    net = model64(
+        stages=1,
+        num_filters=4,
+        filter_size=3,
+        centers=15,
+        nonlocal_range=True,
+        matches=2,
+        window=5,
+        range_filters="averaged",
+    )
+    with torch.no_grad():
+        net.stages[0].energy.range_coef.normal_(0, 0.5, generator=g)
+    phys = Denoising(25)
+    y = phys.simulate(images(1, 10, seed=15), torch.Generator().manual_seed(16))
+    names = [n for n, _ in net.named_parameters()]
+    base = dict(net.named_parameters())
+
+    def f(*tensors):
+        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
+
+    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
+    assert "stages.0.energy.range_coef" in names
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
 @pytest.mark.parametrize("sharing", ["shared", "stagewise"])

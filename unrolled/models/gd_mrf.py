@@ -25,6 +25,12 @@ j-th matched patch to ``c_ji k_i``, a learned multiple of the local filter: the
 clique's response is ``(k_i (x) x)_p + sum_j c_ji (k_i (x) x)_{m_j(p)}``, a
 weighted pooling of the filter responses over the group of similar patches (the
 collaborative filtering of BM3D) with n x F parameters instead of n x F x (s^2 - 1).
+``range_filters="averaged"`` gives the local slice the weight ``1 - sum_j c_ji``
+instead of 1, so the clique's response is a weighted mean of the filter responses
+over the group (weights summing to 1, ``c`` by match rank): on a group of
+identical patches it equals the local response whatever ``c`` is, so the
+penalties trained for the local responses keep their scale while ``c`` moves
+away from 0, and the pooling only averages out the noise in the responses.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
 PENALTIES = ("rbf", "student_t")
 SHARING = ("shared", "stagewise")
 MATCH_ON = ("input", "estimate")
-RANGE_FILTERS = ("full", "collaborative")
+RANGE_FILTERS = ("full", "collaborative", "averaged")
 _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "gd_mrf.c"
 
 
@@ -239,8 +245,9 @@ class MRFEnergy(nn.Module):
         centers: RBF centres (63).
         lam: initial data-term weight.
         matches: ``n`` > 0 for the non-local range variant (0: local cliques).
-        range_filters: ``full`` (free range filters) or ``collaborative`` (multiples
-            of the local filters; see the module docstring).
+        range_filters: ``full`` (free range filters), ``collaborative`` (multiples
+            of the local filters) or ``averaged`` (a weighted mean of the local
+            filter's responses over the group; see the module docstring).
     """
 
     def __init__(
@@ -270,7 +277,8 @@ class MRFEnergy(nn.Module):
         self.lam = nn.Parameter(torch.tensor(float(lam)))
         self.strips = True  # CPU inference (no autograd) of the local model in strips; False: the autograd path
         self.matches = int(matches)
-        self.collaborative = range_filters == "collaborative"
+        self.collaborative = range_filters in ("collaborative", "averaged")
+        self.averaged = range_filters == "averaged"
         # range filters on the matched patches start at zero: the local model
         if self.matches > 0 and self.collaborative:
             self.range_coef = nn.Parameter(torch.zeros(self.matches, num_filters))
@@ -284,8 +292,15 @@ class MRFEnergy(nn.Module):
         if self.matches == 0:
             return local
         if self.collaborative:
-            return torch.cat([local, self.range_coef[:, :, None, None] * local], 0)
+            own = self._self_weight()[None, :, None, None] * local
+            return torch.cat([own, self.range_coef[:, :, None, None] * local], 0)
         return torch.cat([local, torch.einsum("jml,mab->jlab", self.range_weight, basis)], 0)
+
+    def _self_weight(self) -> Tensor:
+        """(F,): the weight of the clique's own response (collaborative: 1; averaged:
+        1 - sum_j c_ji)."""
+        one = torch.ones_like(self.range_coef[0])
+        return one - self.range_coef.sum(0) if self.averaged else one
 
     def K(self, x: Tensor, matches: Tensor | None) -> Tensor:
         """Filter responses (B, F, H, W)."""
@@ -295,7 +310,7 @@ class MRFEnergy(nn.Module):
             r = self.bank.K(x)
             B, L, H, W = r.shape
             flat = r.reshape(B, L, H * W)
-            out = flat
+            out = self._self_weight()[None, :, None] * flat if self.averaged else flat
             for j in range(self.matches):
                 out = out + self.range_coef[j][None, :, None] * flat.gather(
                     2, matches[:, j : j + 1].expand(B, L, H * W)
@@ -319,7 +334,7 @@ class MRFEnergy(nn.Module):
         if self.collaborative:
             B, L, H, W = v.shape
             flat = v.reshape(B, L, H * W)
-            out = flat
+            out = self._self_weight()[None, :, None] * flat if self.averaged else flat
             for j in range(self.matches):
                 idx = matches[:, j : j + 1].expand(B, L, H * W)
                 out = out.scatter_add(2, idx, self.range_coef[j][None, :, None] * flat)
