@@ -131,6 +131,48 @@ def test_energy_gradient_is_the_step_direction():
         torch.testing.assert_close(energy.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
 
 
+def check_adjoint_and_prior_gradient(
+    energy: MRFEnergy, x: torch.Tensor, idx: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
+    """<K x, v> = <x, K^T v> for a random v (returned), and the prior gradient equals
+    autograd's gradient of the prior energy."""
+    v = torch.randn(*energy.K(x, idx).shape, generator=g, dtype=D)
+    lhs, rhs = (energy.K(x, idx) * v).sum(), (x * energy.KT(v, idx)).sum()
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    xr = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(energy.penalty.energy(energy.K(xr, idx)).sum(), xr)
+    torch.testing.assert_close(energy.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
+    return v
+
+
+def gradcheck_nonlocal_step(range_filters: str, g: torch.Generator, seed: int) -> None:
+    """gradcheck of one non-local step (2 matches) in all its parameters, the range
+    coefficients (drawn from ``g``) included."""
+    net = model64(
+        stages=1,
+        num_filters=4,
+        filter_size=3,
+        centers=15,
+        nonlocal_range=True,
+        matches=2,
+        window=5,
+        range_filters=range_filters,
+    )
+    with torch.no_grad():
+        net.stages[0].energy.range_coef.normal_(0, 0.5, generator=g)
+    phys = Denoising(25)
+    y = phys.simulate(images(1, 10, seed=seed), torch.Generator().manual_seed(seed + 1))
+    names = [n for n, _ in net.named_parameters()]
+    base = dict(net.named_parameters())
+
+    def f(*tensors):
+        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
+
+    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
+    assert "stages.0.energy.range_coef" in names
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
 def test_collaborative_range_filters_are_multiples_of_the_local_ones():
     """range_filters="collaborative": K and K^T equal the full variant's whose range
     filters are set to c_ji k_i; K^T is the adjoint and the prior gradient that of the
@@ -152,37 +194,10 @@ def test_collaborative_range_filters_are_multiples_of_the_local_ones():
     torch.testing.assert_close(full._range_filters(), collab._range_filters(), rtol=1e-10, atol=1e-12)
     idx = BlockMatching(3, 3, 5)(x)
     torch.testing.assert_close(collab.K(x, idx), full.K(x, idx), rtol=1e-10, atol=1e-12)
-    v = torch.randn(2, 5, 16, 16, generator=g, dtype=D)
+    v = check_adjoint_and_prior_gradient(collab, x, idx, g)
     torch.testing.assert_close(collab.KT(v, idx), full.KT(v, idx), rtol=1e-10, atol=1e-12)
-    lhs, rhs = (collab.K(x, idx) * v).sum(), (x * collab.KT(v, idx)).sum()
-    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
-    xr = x.clone().requires_grad_(True)
-    (auto,) = torch.autograd.grad(collab.penalty.energy(collab.K(xr, idx)).sum(), xr)
-    torch.testing.assert_close(collab.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
     # gradcheck of one collaborative non-local step in all its parameters, the range coefficients included
-    net = model64(
-        stages=1,
-        num_filters=4,
-        filter_size=3,
-        centers=15,
-        nonlocal_range=True,
-        matches=2,
-        window=5,
-        range_filters="collaborative",
-    )
-    with torch.no_grad():
-        net.stages[0].energy.range_coef.normal_(0, 0.5, generator=g)
-    phys = Denoising(25)
-    y = phys.simulate(images(1, 10, seed=11), torch.Generator().manual_seed(12))
-    names = [n for n, _ in net.named_parameters()]
-    base = dict(net.named_parameters())
-
-    def f(*tensors):
-        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
-
-    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
-    assert "stages.0.energy.range_coef" in names
-    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+    gradcheck_nonlocal_step("collaborative", g, seed=11)
     valid = "full, collaborative, averaged"
     with pytest.raises(ValueError, match=f"unknown range_filters 'pooled'; valid choices: {valid}"):
         MRFEnergy(matches=2, range_filters="pooled")
@@ -212,35 +227,8 @@ def test_averaged_range_filters_are_a_weighted_mean_over_the_group():
     local = avg.bank.K(stripes)
     assert local.abs().max() > 0.05
     torch.testing.assert_close(avg.K(stripes, BlockMatching(3, 3, 5)(stripes)), local, rtol=1e-10, atol=1e-12)
-    v = torch.randn(2, 5, 16, 16, generator=g, dtype=D)
-    lhs, rhs = (avg.K(x, idx) * v).sum(), (x * avg.KT(v, idx)).sum()
-    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
-    xr = x.clone().requires_grad_(True)
-    (auto,) = torch.autograd.grad(avg.penalty.energy(avg.K(xr, idx)).sum(), xr)
-    torch.testing.assert_close(avg.prior_gradient(x, idx), auto, rtol=1e-7, atol=1e-12)
-    net = model64(
-        stages=1,
-        num_filters=4,
-        filter_size=3,
-        centers=15,
-        nonlocal_range=True,
-        matches=2,
-        window=5,
-        range_filters="averaged",
-    )
-    with torch.no_grad():
-        net.stages[0].energy.range_coef.normal_(0, 0.5, generator=g)
-    phys = Denoising(25)
-    y = phys.simulate(images(1, 10, seed=15), torch.Generator().manual_seed(16))
-    names = [n for n, _ in net.named_parameters()]
-    base = dict(net.named_parameters())
-
-    def f(*tensors):
-        return torch.func.functional_call(net, {**base, **dict(zip(names, tensors))}, (y, phys))
-
-    inputs = tuple(base[n].detach().clone().requires_grad_(True) for n in names)
-    assert "stages.0.energy.range_coef" in names
-    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+    check_adjoint_and_prior_gradient(avg, x, idx, g)
+    gradcheck_nonlocal_step("averaged", g, seed=15)
 
 
 @pytest.mark.parametrize("sharing", ["shared", "stagewise"])
