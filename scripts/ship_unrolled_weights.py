@@ -178,6 +178,21 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "init_from=unrolled/weights/admm_net_chest_r20.pt",
         ),
     ),
+    # the paper's larger-filter variant: the shipped 20% network with 16 filters of 5x5 per layer (its 8 3x3 filters
+    # zero-padded, 8 new channels entering at rho = 0: the same reconstruction at the start; see WIDEN), trained on
+    "admm_chest_r20_16x5": (
+        "admm_net_chest_r20_16x5",
+        over(
+            ADMM,
+            "physics.ratio=0.2",
+            "model.num_filters=16",
+            "model.filter_size=5",
+            "train.lr=5e-4",
+            "train.lr_decay=0.96",
+            "train.epochs=45",
+            "init_from=unrolled/weights/admm_net_chest_r20.pt",
+        ),
+    ),
     "admm_mni_r20": ("admm_net_mni_r20", [*MNI, "train.lr=1e-3", "train.epochs=6"]),
     # sigma 15 and 50 fine-tuned the same way from their shipped files, and the non-local variant from the
     # (new) local sigma-25 model, its range filters starting at zero
@@ -345,9 +360,14 @@ IMPROVES_ON_START = {
 }
 # jobs that start from a widened copy of a shipped file: (num_filters, filter_size); the copy is written to the
 # job's run directory as init.pt and replaces the job's init_from
-WIDEN = {"gd_shared_s25_f80": (80, 9)}
+WIDEN = {"gd_shared_s25_f80": (80, 9), "admm_chest_r20_16x5": (16, 5)}
 # jobs that continue the training of another job's shipped file (named in their cards)
-BASES = {**REPLACES, **IMPROVES_ON_START, "admm_chest_r20_ft": "admm_chest_r20"}
+BASES = {
+    **REPLACES,
+    **IMPROVES_ON_START,
+    "admm_chest_r20_ft": "admm_chest_r20",
+    "admm_chest_r20_16x5": "admm_chest_r20_ft",
+}
 
 
 def init_from(overrides: list[str]) -> str | None:
@@ -358,13 +378,16 @@ def init_from(overrides: list[str]) -> str | None:
 def widened_start(overrides: list[str], out: Path, num_filters: int, filter_size: int) -> Path:
     """``out/init.pt``: the job's init_from file widened (written once)."""
     from unrolled.models import load_model, save_model
-    from unrolled.models.gd_mrf import widen
+    from unrolled.models.admm_net import ADMMNet
+    from unrolled.models.admm_net import widen as widen_admm_net
+    from unrolled.models.gd_mrf import widen as widen_gd_mrf
 
     path = out / "init.pt"
     if not path.exists():
         source = ROOT / init_from(overrides)
         model, extra = load_model(source)
         out.mkdir(parents=True, exist_ok=True)
+        widen = widen_admm_net if isinstance(model, ADMMNet) else widen_gd_mrf
         save_model(path, widen(model, num_filters, filter_size), widened_from=str(source.relative_to(ROOT)), **extra)
         print(f"wrote {path}: {source.name} widened to {num_filters} filters of {filter_size}x{filter_size}")
     return path
@@ -427,8 +450,9 @@ def main() -> None:
             start = f"\n- started from `{init}` as made{base} (that card is in the file's git history)"
             if job in WIDEN:
                 n, size = WIDEN[job]
+                model = "admm_net" if "model=admm_net" in JOBS[job][1] else "gd_mrf"
                 start += (
-                    f", widened to {n} filters of {size}x{size} (`unrolled.models.gd_mrf.widen`: the same output; "
+                    f", widened to {n} filters of {size}x{size} (`unrolled.models.{model}.widen`: the same output; "
                     f"written to the run directory as `init.pt`)"
                 )
             start += "."

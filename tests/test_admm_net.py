@@ -149,6 +149,39 @@ def test_shared_weights_and_bad_arguments():
         ADMMNet(stages=0)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_widened_network_gives_the_same_reconstruction(shared):
+    """widen: more and larger filters (the old ones zero-padded, the new channels at
+    rho = 0) reconstruct exactly what the network did, with the kernels and with the
+    layers, and the new channels get a gradient; it refuses to shrink."""
+    from unrolled.models.admm_net import widen
+
+    g = torch.Generator().manual_seed(21)
+    net = ADMMNet(stages=3, num_filters=4, shared_weights=shared).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=g, dtype=D))
+    phys = MRI(PseudoRadialMask(0.3)((24, 20)).double(), fft_norm="ortho")
+    x = torch.rand(2, 24, 20, generator=g, dtype=D)
+    y = phys.A(x.to(torch.complex128))
+    wide = widen(net, 7, 5)
+    assert wide.config["num_filters"] == 7 and wide.config["filter_size"] == 5
+    assert wide.stages[0].convolution.filters.weight.shape == (24, 7)
+    assert torch.all(wide.final.rho[4:] == 0) and torch.all(wide.stages[2].reconstruction.rho[4:] == 0)
+    assert (wide.stages[0] is wide.stages[2]) == shared
+    with torch.no_grad():
+        ref = net(y, phys)
+        torch.testing.assert_close(wide(y, phys), ref, rtol=1e-10, atol=1e-12)
+        with native.disabled():
+            torch.testing.assert_close(wide(y, phys), ref, rtol=1e-10, atol=1e-12)
+    ((wide(y, phys) - x) ** 2).sum().backward()
+    assert wide.final.rho.grad[4:].abs().min() > 0
+    with pytest.raises(ValueError, match="at least 4 filters of size 3 \\+ 2k, got 3 of 5"):
+        widen(net, 3, 5)
+    with pytest.raises(ValueError, match="got 4 of 4"):
+        widen(net, 4, 4)
+
+
 AUTHORS = {  # the authors' README: NRMSE ("re_LOss") and PSNR for the two brain images
     7: ((0.0578, 35.60), (0.0957, 30.40)),
     14: ((0.0562, 35.83), (0.0929, 30.65)),

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from l2o import native
 from unrolled.models.base import State, UnrolledModel
-from unrolled.models.filters import DCTFilters, apply_real, dct_basis  # noqa: F401  (dct_basis: public API)
+from unrolled.models.filters import DCTFilters, apply_real, dct_basis, widen_bank  # noqa: F401  (dct_basis: public API)
 
 _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "admm_net.c"
 
@@ -276,6 +276,34 @@ class ADMMNet(UnrolledModel):
         for stage in self.stages[: len(self.stages) if num_stages is None else num_stages]:
             state, spare = stage.forward_in_kernels(lib, state, y, physics, out=spare), state
         return self.output(state, y, physics)
+
+
+def widen(model: ADMMNet, num_filters: int, filter_size: int) -> ADMMNet:
+    """A copy of ``model`` with ``num_filters`` filters of ``filter_size`` per layer
+    (both at least the model's) that computes the same reconstruction: every filter of
+    the X and C layers zero-padded to the new size, and the added channels entering the
+    X layers with ``rho = 0`` (so they change nothing until training moves them; their
+    filters, Z and M start as a fresh stage's). Training from it starts where ``model``
+    ended (the paper's larger-filter variants)."""
+    cfg = dict(model.config)
+    old_n, old_s = cfg["num_filters"], cfg["filter_size"]
+    if num_filters < old_n or filter_size < old_s or (filter_size - old_s) % 2:
+        raise ValueError(
+            f"widen needs at least {old_n} filters of size {old_s} + 2k, got {num_filters} of {filter_size}"
+        )
+    like = next(model.parameters())
+    new = ADMMNet(**{**cfg, "num_filters": num_filters, "filter_size": filter_size}).to(like)
+    with torch.no_grad():
+        recon = [(o.reconstruction, n.reconstruction) for o, n in zip(model.stages, new.stages)]
+        for old_x, new_x in [*recon, (model.final, new.final)]:
+            widen_bank(old_x.filters, new_x.filters)
+            new_x.rho.zero_()
+            new_x.rho[:old_n] = old_x.rho
+        for old, stage in zip(model.stages, new.stages):
+            widen_bank(old.convolution.filters, stage.convolution.filters)
+            stage.nonlinear.plf.values[:old_n] = old.nonlinear.plf.values
+            stage.multiplier.eta[:old_n] = old.multiplier.eta
+    return new
 
 
 def load_authors_network(path, dtype=torch.float64) -> ADMMNet:

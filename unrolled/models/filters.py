@@ -121,6 +121,18 @@ class DCTFilters(nn.Module):
         return spec * dc
 
 
+def widen_bank(old: DCTFilters, new: DCTFilters) -> None:
+    """Set ``new``'s first filters to ``old``'s, zero-padded to ``new``'s (odd, not
+    smaller) size and re-expressed in its DCT basis, an orthonormal basis of the
+    zero-mean filters, so the coefficients are inner products and a zero-mean filter
+    stays exact; ``new``'s other filters are left as they are. In place, no grad."""
+    s, q = new.size, (new.size - old.size) // 2
+    with torch.no_grad():
+        padded = F.pad(old.filters(), (q, q, q, q))
+        basis = basis_as(s, padded.dtype, padded.device).reshape(-1, s * s)
+        new.weight[:, : padded.shape[0]] = basis @ padded.reshape(padded.shape[0], -1).T
+
+
 @functools.lru_cache(maxsize=8)
 def _offset_incidence(s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """(s^4, (2s-1)^2): entry ((u, v), d) is 1 where tap v is tap u shifted by

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from l2o import native
 from unrolled.models.base import State, UnrolledModel
-from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint
+from unrolled.models.filters import FilterBank, basis_as, pad, pad_adjoint, widen_bank
 
 PENALTIES = ("rbf", "student_t")
 SHARING = ("shared", "stagewise")
@@ -565,10 +565,7 @@ def widen(model: GDMRF, num_filters: int, filter_size: int) -> GDMRF:
         old_e, new_e = old_stage.energy, new_stage.energy
         new_stage.step.copy_(old_stage.step)
         new_e.lam.copy_(old_e.lam)
-        q = (filter_size - old_s) // 2
-        padded = F.pad(old_e.bank.filters(), (q, q, q, q))  # (F_old, s, s)
-        basis = basis_as(filter_size, padded.dtype, padded.device).reshape(-1, filter_size**2)
-        new_e.bank.weight[:, :old_n] = basis @ padded.reshape(old_n, -1).T  # orthonormal basis: the coefficients
+        widen_bank(old_e.bank, new_e.bank)
         new_e.penalty.weight.zero_()
         new_e.penalty.weight[:old_n] = old_e.penalty.weight
     return new
