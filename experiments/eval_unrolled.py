@@ -19,6 +19,7 @@ reconstructions with error maps).
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -116,11 +117,13 @@ def trained_weights(cfg: DictConfig, ratio: float | None) -> tuple[Path, str]:
     path = shipped_path(cfg.model.name, cfg.data.name, tag)
     if path.exists():
         return path, "shipped"
-    shipped = sorted(WEIGHTS_DIR.glob(f"{cfg.model.name}_{cfg.data.name}_r*.pt")) if ratio is not None else []
-    have = ", ".join(p.name for p in WEIGHTS_DIR.glob("*.pt")) or "none"
-    require(bool(shipped), f"no shipped weights {path.name} (have: {have}); pass checkpoint=PATH")
-    nearest = min(shipped, key=lambda p: abs(int(p.stem.rsplit("_r", 1)[1]) / 100 - ratio))
-    return nearest, f"shipped, trained at ratio {int(nearest.stem.rsplit('_r', 1)[1]) / 100}"
+    # one ratio tag and nothing after it (``..._r20_16x5.pt`` is a variant, chosen only by checkpoint=)
+    plain = re.compile(rf"{re.escape(cfg.model.name)}_{re.escape(cfg.data.name)}_r(\d+)\.pt")
+    shipped = {int(m[1]) / 100: p for p in WEIGHTS_DIR.glob("*.pt") if (m := plain.fullmatch(p.name))}
+    have = ", ".join(sorted(p.name for p in WEIGHTS_DIR.glob("*.pt"))) or "none"
+    require(ratio is not None and bool(shipped), f"no shipped weights {path.name} (have: {have}); pass checkpoint=PATH")
+    trained_at = min(shipped, key=lambda r: abs(r - ratio))
+    return shipped[trained_at], f"shipped, trained at ratio {trained_at}"
 
 
 def load_trained(cfg: DictConfig, ratio: float | None, data, device, dtype, notes: dict, key: str | None):

@@ -401,3 +401,27 @@ def test_training_crops_of_chosen_images():
     assert "camera" in TEST_IMAGES
     names = test_tile_names()  # one name per test tile, in test_tiles' order
     assert len(names) == len(test_tiles()) == 12 and names[:4] == ["camera"] * 4 and names[-1] == "coins"
+
+
+def test_eval_picks_the_shipped_file_of_the_nearest_ratio_and_skips_variants(tmp_path, monkeypatch):
+    """Without checkpoint=, a ratio with no file of its own takes the nearest ratio's
+    plain file (``..._r20.pt``), never a variant such as ``..._r20_16x5.pt``."""
+    from omegaconf import OmegaConf
+
+    import unrolled.models as models
+    from experiments import eval_unrolled
+
+    for name in ("admm_net_chest_r20.pt", "admm_net_chest_r20_16x5.pt", "admm_net_chest_r50.pt", "gd_mrf_chest_r30.pt"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(eval_unrolled, "WEIGHTS_DIR", tmp_path)
+    cfg = OmegaConf.create({"checkpoint": None, "model": {"name": "admm_net"}, "data": {"name": "chest"}})
+    assert eval_unrolled.trained_weights(cfg, 0.2) == (tmp_path / "admm_net_chest_r20.pt", "shipped")
+    assert eval_unrolled.trained_weights(cfg, 0.3) == (
+        tmp_path / "admm_net_chest_r20.pt",
+        "shipped, trained at ratio 0.2",
+    )
+    assert eval_unrolled.trained_weights(cfg, 0.4)[0] == tmp_path / "admm_net_chest_r50.pt"
+    cfg.data.name = "mni"
+    with pytest.raises(Exception, match="no shipped weights admm_net_mni_r20.pt"):
+        eval_unrolled.trained_weights(cfg, 0.2)
