@@ -157,6 +157,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seconds": trained_seconds,
         "seconds_this_call": time.perf_counter() - start,  # wall clock of this call
         "seconds_per_epoch": trained_seconds / max(len(history), 1),
+        "threads": torch.get_num_threads(),
         "history": history,
         "model_file": str(model_path),
     }

@@ -284,7 +284,7 @@ def widen(model: ADMMNet, num_filters: int, filter_size: int) -> ADMMNet:
     the X and C layers zero-padded to the new size, and the added channels entering the
     X layers with ``rho = 0`` (so they change nothing until training moves them; their
     filters, Z and M start as a fresh stage's). Training from it starts where ``model``
-    ended (the paper's larger-filter variants)."""
+    ended."""
     cfg = dict(model.config)
     old_n, old_s = cfg["num_filters"], cfg["filter_size"]
     if num_filters < old_n or filter_size < old_s or (filter_size - old_s) % 2:
