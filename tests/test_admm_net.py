@@ -252,3 +252,24 @@ def test_cpu_kernels_pass_nan_through_without_crashing():
     with torch.no_grad():
         out = ADMMNet(stages=3)(y, phys)
     assert out.isnan().any()
+
+
+def test_shipped_chest_networks_against_tv(admm_net_root):
+    """The shipped 20% networks on chest im-81..100 with the authors' mask_20, beside
+    TV at the lambda ``eval_unrolled`` tunes on the training images (1e-3): the paper's
+    8 3x3 filters 35.43 dB, the 16 5x5 variant 35.82 dB, TV 33.69 dB (README)."""
+    from unrolled.baselines.tv import tv_reconstruction
+    from unrolled.data.admm_net_data import load_chest
+    from unrolled.models import WEIGHTS_DIR, load_model
+
+    x = load_chest(admm_net_root, "test").float()
+    phys = MRI(load_admm_net_mask(admm_net_root, 0.2).float(), fft_norm="ortho")
+    y = phys.A(x)
+    with torch.no_grad():
+        tv = psnr(tv_reconstruction(y, phys, 1e-3, iterations=100), x).mean().item()
+        nets = {name: load_model(WEIGHTS_DIR / f"admm_net_chest_{name}.pt")[0].eval() for name in ("r20", "r20_16x5")}
+        got = {name: psnr(net(y, phys), x).mean().item() for name, net in nets.items()}
+    assert nets["r20_16x5"].config["num_filters"] == 16 and nets["r20_16x5"].config["filter_size"] == 5
+    assert abs(tv - 33.69) < 0.02
+    assert abs(got["r20"] - 35.43) < 0.02
+    assert abs(got["r20_16x5"] - 35.82) < 0.02 and got["r20_16x5"] - tv >= 2.0
