@@ -193,20 +193,6 @@ JOBS: dict[str, tuple[str, list[str]]] = {
             "init_from=unrolled/weights/admm_net_chest_r20.pt",
         ),
     ),
-    # the same with 16 filters of 3x3 (about half the 5x5 variant's inference cost), 30 epochs
-    "admm_chest_r20_16x3": (
-        "admm_net_chest_r20_16x3",
-        over(
-            ADMM,
-            "physics.ratio=0.2",
-            "model.num_filters=16",
-            "model.filter_size=3",
-            "train.lr=5e-4",
-            "train.lr_decay=0.94",
-            "train.epochs=30",
-            "init_from=unrolled/weights/admm_net_chest_r20.pt",
-        ),
-    ),
     "admm_mni_r20": ("admm_net_mni_r20", [*MNI, "train.lr=1e-3", "train.epochs=6"]),
     # sigma 15 and 50 fine-tuned the same way from their shipped files, and the non-local variant from the
     # (new) local sigma-25 model, its range filters starting at zero
@@ -374,14 +360,13 @@ IMPROVES_ON_START = {
 }
 # jobs that start from a widened copy of a shipped file: (num_filters, filter_size); the copy is written to the
 # job's run directory as init.pt and replaces the job's init_from
-WIDEN = {"gd_shared_s25_f80": (80, 9), "admm_chest_r20_16x5": (16, 5), "admm_chest_r20_16x3": (16, 3)}
+WIDEN = {"gd_shared_s25_f80": (80, 9), "admm_chest_r20_16x5": (16, 5)}
 # jobs that continue the training of another job's shipped file (named in their cards)
 BASES = {
     **REPLACES,
     **IMPROVES_ON_START,
     "admm_chest_r20_ft": "admm_chest_r20",
     "admm_chest_r20_16x5": "admm_chest_r20_ft",
-    "admm_chest_r20_16x3": "admm_chest_r20_ft",
 }
 
 
