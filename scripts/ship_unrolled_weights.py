@@ -443,8 +443,8 @@ def main() -> None:
         dest = WEIGHTS if args.ship else out
         shutil.copyfile(out / "checkpoints" / "model.pt", dest / f"{stem}.pt")
         setting = {k: m[k] for k in ("physics", "ratio", "sigma", "mask", "sampling_ratio") if k in m}
-        n = m.get("threads")  # older runs did not record it: they ran on one thread (OMP_NUM_THREADS=1)
-        threads = "one CPU thread" if n in (None, 1) else f"{n} CPU threads"
+        n_threads = m.get("threads")  # older runs did not record it: they ran on one thread (OMP_NUM_THREADS=1)
+        threads = "one CPU thread" if n_threads in (None, 1) else f"{n_threads} CPU threads"
         init = init_from(JOBS[job][1])  # the shipped file the job starts from (before any widening)
         start = ""
         if init:
