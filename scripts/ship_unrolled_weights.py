@@ -377,17 +377,16 @@ def init_from(overrides: list[str]) -> str | None:
 
 def widened_start(overrides: list[str], out: Path, num_filters: int, filter_size: int) -> Path:
     """``out/init.pt``: the job's init_from file widened (written once)."""
-    from unrolled.models import load_model, save_model
-    from unrolled.models.admm_net import ADMMNet
-    from unrolled.models.admm_net import widen as widen_admm_net
-    from unrolled.models.gd_mrf import widen as widen_gd_mrf
+    import importlib
+
+    from unrolled.models import load_model, model_name, save_model
 
     path = out / "init.pt"
     if not path.exists():
         source = ROOT / init_from(overrides)
         model, extra = load_model(source)
         out.mkdir(parents=True, exist_ok=True)
-        widen = widen_admm_net if isinstance(model, ADMMNet) else widen_gd_mrf
+        widen = importlib.import_module(f"unrolled.models.{model_name(model)}").widen  # each model's module has one
         save_model(path, widen(model, num_filters, filter_size), widened_from=str(source.relative_to(ROOT)), **extra)
         print(f"wrote {path}: {source.name} widened to {num_filters} filters of {filter_size}x{filter_size}")
     return path
@@ -452,10 +451,9 @@ def main() -> None:
             start = f"\n- started from `{init}` as made{base} (that card is in the file's git history)"
             if job in WIDEN:
                 n, size = WIDEN[job]
-                model = "admm_net" if "model=admm_net" in JOBS[job][1] else "gd_mrf"
                 start += (
-                    f", widened to {n} filters of {size}x{size} (`unrolled.models.{model}.widen`: the same output; "
-                    f"written to the run directory as `init.pt`)"
+                    f", widened to {n} filters of {size}x{size} (`unrolled.models.{m['model']}.widen`: the same "
+                    f"output; written to the run directory as `init.pt`)"
                 )
             start += "."
         if m.get("start_val_loss") is not None and m.get("best_epoch") is not None:
