@@ -210,11 +210,11 @@ def test_authors_file_errors(admm_net_root, tmp_path):
         load_authors_network(admm_net_root / "mask" / "mask_20.mat")
 
 
-def _perturbed_net(dtype, scale=0.01, stages=15, seed=0):
+def _perturbed_net(dtype, scale=0.01, stages=15, seed=0, **config):
     """An ADMM-Net off its initial values by ``scale`` (larger perturbations make the
     untrained 15-stage network chaotic: float32 and float64 then differ by 20%)."""
     g = torch.Generator().manual_seed(seed)
-    net = ADMMNet(stages=stages).double()
+    net = ADMMNet(stages=stages, **config).double()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(scale * torch.randn(p.shape, generator=g, dtype=D))
@@ -243,6 +243,25 @@ def test_cpu_kernels_equal_the_pytorch_layers(dtype, tol):
     # with autograd on, the layers run (and the gradient flows)
     out = net(y, phys)
     assert out.requires_grad and ((out.detach() - slow).abs().max() / scale).item() < tol
+
+
+@pytest.mark.parametrize("filters, size", [(6, 5), (4, 7), (3, 9)])
+@pytest.mark.parametrize("shared", [False, True])
+def test_cpu_kernels_equal_the_pytorch_layers_for_other_filter_sizes(filters, size, shared):
+    """The kernels' loops differ by filter size (all taps in one pass for 3 and 5, a
+    row of taps per pass, one tap per pass); each, and the stage constants computed
+    for all stages at once (shared weights too), against the layers in float64, on
+    an image whose height is odd and smaller than some thread's row range."""
+    kernels_or_skip(_KERNELS)
+    g = torch.Generator().manual_seed(4)
+    phys = MRI(PseudoRadialMask(0.3)((19, 24)).to(D), fft_norm="ortho")
+    y = phys.A(torch.rand(2, 19, 24, generator=g, dtype=D))
+    net = _perturbed_net(D, stages=4, num_filters=filters, filter_size=size, shared_weights=shared)
+    with torch.no_grad():
+        fast = net(y, phys)
+        with native.disabled():
+            slow = net(y, phys)
+    assert ((fast - slow).abs().max() / slow.abs().max()).item() < 1e-12
 
 
 def test_cpu_kernels_pass_nan_through_without_crashing():

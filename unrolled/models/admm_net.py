@@ -31,7 +31,14 @@ from torch import Tensor, nn
 
 from l2o import native
 from unrolled.models.base import State, UnrolledModel
-from unrolled.models.filters import DCTFilters, apply_real, dct_basis, widen_bank  # noqa: F401  (dct_basis: public API)
+from unrolled.models.filters import (  # noqa: F401  (dct_basis: public API)
+    DCTFilters,
+    apply_real,
+    bank_filters,
+    dct_basis,
+    filter_spectrum,
+    widen_bank,
+)
 
 _KERNELS = Path(__file__).resolve().parent.parent / "kernels" / "admm_net.c"
 
@@ -40,6 +47,48 @@ def _kernels(t: Tensor):
     """The compiled stage kernels (``unrolled/kernels/admm_net.inc``) for a real CPU
     tensor with autograd off (inference); else None."""
     return None if t.is_complex() else native.library_for(_KERNELS, t, inference_only=True)
+
+
+def _adjoint_in_kernel(lib, z: Tensor, beta: Tensor, taps: Tensor) -> Tensor:
+    """X's right-hand side ``sum_l H_l^T (z_l - beta_l)`` (``taps``: the rho-weighted
+    filters, (L, s, s) contiguous, of z's dtype) by the ``admm_adjoint`` kernel, with
+    ``z - beta`` fused in: (B, H, W)."""
+    B, L, H, W = z.shape
+    rhs = z.new_empty(B, H, W)
+    native.call(lib, "admm_adjoint", (z.contiguous(), beta.contiguous(), taps, rhs), (B, L, H, W, taps.shape[-1]))
+    return rhs
+
+
+def _tail_in_kernel(lib, x, beta, taps, intercepts, slopes, eta, plf: PiecewiseLinear, out: State | None) -> State:
+    """C, Z and M of one stage by the ``admm_tail`` kernel (``taps``: the flipped C
+    filters; ``intercepts, slopes``: ``plf``'s tables; all contiguous, of x's dtype):
+    ``(z, beta)``, written into ``out`` if given."""
+    B, L, H, W = beta.shape
+    beta = beta.contiguous()
+    z, beta_out = out if out is not None else (torch.empty_like(beta), torch.empty_like(beta))
+    native.call(
+        lib,
+        "admm_tail",
+        (x.contiguous(), taps, beta, intercepts, slopes, eta, z, beta_out),
+        (B, L, H, W, taps.shape[-1], plf.points + 1),
+        (1 / plf.step, 1 - plf.low / plf.step),
+    )
+    return z, beta_out
+
+
+def plf_tables(q: Tensor, low: float, high: float) -> tuple[Tensor, Tensor]:
+    """Intercepts and slopes of the linear pieces of piecewise-linear functions with
+    values ``q`` (..., P) at P knots evenly spaced on [low, high] and slope 1 outside:
+    (..., P + 1) each. Piece 0 is ``x < p_0``, piece j ``p_{j-1} <= x < p_j``, piece P
+    is ``x >= p_{P-1}``; differentiable in ``q``."""
+    points = q.shape[-1]
+    step = (high - low) / (points - 1)
+    knots = low + step * torch.arange(points - 1, dtype=q.dtype, device=q.device)
+    inner = (q[..., 1:] - q[..., :-1]) / step
+    ones = torch.ones_like(q[..., :1])
+    slopes = torch.cat([ones, inner, ones], -1)
+    intercepts = torch.cat([q[..., :1] - low, q[..., :-1] - inner * knots, q[..., -1:] - high], -1)
+    return intercepts, slopes
 
 
 class ReconstructionLayer(nn.Module):
@@ -59,12 +108,8 @@ class ReconstructionLayer(nn.Module):
             if lib is None:
                 rhs = apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
             else:  # fused z - beta and the col2im of the adjoint, as one pass
-                B, L, H, W = z.shape
                 taps = (self.filters.filters() * self.rho[:, None, None]).to(z.dtype).contiguous()
-                rhs = z.new_empty(B, H, W)
-                native.call(
-                    lib, "admm_adjoint", (z.contiguous(), beta.contiguous(), taps, rhs), (B, L, H, W, taps.shape[-1])
-                )
+                rhs = _adjoint_in_kernel(lib, z, beta, taps)
         if self.real_images:  # x.real by one real FFT pair (the spectrum is even)
             return physics.solve_unitary_real(y, rhs, self.filters.spectrum(self.rho, physics.shape, onesided=True))
         return physics.solve_unitary(y, rhs, self.filters.spectrum(self.rho, physics.shape))
@@ -104,13 +149,7 @@ class PiecewiseLinear(nn.Module):
         """Intercepts and slopes of the P + 1 linear pieces of every channel, (L, P + 1)
         each: piece 0 is ``x < p_0``, piece j ``p_{j-1} <= x < p_j``, piece P is
         ``x >= p_{P-1}``; differentiable in ``values``."""
-        q = self.values
-        knots = self.low + self.step * torch.arange(self.points - 1, dtype=q.dtype, device=q.device)
-        inner = (q[:, 1:] - q[:, :-1]) / self.step
-        ones = torch.ones_like(q[:, :1])
-        slopes = torch.cat([ones, inner, ones], 1)
-        intercepts = torch.cat([q[:, :1] - self.low, q[:, :-1] - inner * knots, q[:, -1:] - self.high], 1)
-        return intercepts, slopes
+        return plf_tables(self.values, self.low, self.high)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, H, W) real.
@@ -181,20 +220,10 @@ class ADMMNetStage(nn.Module):
         z, beta = state
         x = self.reconstruction(z, beta, y, physics)
         plf = self.nonlinear.plf
-        B, L, H, W = beta.shape
         taps = self.convolution.filters.filters().flip(-1, -2).to(x.dtype).contiguous()
         intercepts, slopes = (t.to(x.dtype).contiguous() for t in plf.tables())
         eta = self.multiplier.eta.to(x.dtype).contiguous()
-        beta = beta.contiguous()
-        z, beta_out = out if out is not None else (torch.empty_like(beta), torch.empty_like(beta))
-        native.call(
-            lib,
-            "admm_tail",
-            (x.contiguous(), taps, beta, intercepts, slopes, eta, z, beta_out),
-            (B, L, H, W, taps.shape[-1], plf.points + 1),
-            (1 / plf.step, 1 - plf.low / plf.step),
-        )
-        return z, beta_out
+        return _tail_in_kernel(lib, x, beta, taps, intercepts, slopes, eta, plf, out)
 
 
 class ADMMNet(UnrolledModel):
@@ -271,11 +300,44 @@ class ADMMNet(UnrolledModel):
         # inference on the CPU: the stages' (z, beta) alternate between two pairs of buffers, which no
         # caller sees (a fresh pair per stage would be fresh pages from the OS, a cost comparable to the
         # stage's arithmetic)
+        stages = list(self.stages[: len(self.stages) if num_stages is None else num_stages])
+        c = self._kernel_constants(stages, physics.shape, state[1].dtype)
+        plf = self.stages[0].nonlinear.plf
         state = (state[0], state[1].clone())  # init_state's z and beta are one tensor of zeros
         spare = (torch.empty_like(state[0]), torch.empty_like(state[1]))
-        for stage in self.stages[: len(self.stages) if num_stages is None else num_stages]:
-            state, spare = stage.forward_in_kernels(lib, state, y, physics, out=spare), state
-        return self.output(state, y, physics)
+        for i in range(len(stages)):
+            z, beta = state
+            rhs = None if i == 0 else _adjoint_in_kernel(lib, z, beta, c["x_taps"][i])  # stage 0: z = beta = 0
+            x = physics.solve_unitary_real(y, rhs, c["spectra"][i])
+            args = (c["c_taps"][i], c["intercepts"][i], c["slopes"][i], c["eta"][i])
+            state, spare = _tail_in_kernel(lib, x, beta, *args, plf, spare), state
+        z, beta = state
+        return physics.solve_unitary_real(y, _adjoint_in_kernel(lib, z, beta, c["x_taps"][-1]), c["spectra"][-1])
+
+    def _kernel_constants(self, stages: list[ADMMNetStage], shape: tuple[int, int], dtype: torch.dtype) -> dict:
+        """What the kernels take from the weights of ``stages`` and the last X layer,
+        computed for all of them at once (a handful of operations on stacked
+        parameters instead of a few dozen small ones per stage): ``x_taps`` (N + 1, L,
+        s, s) the rho-weighted X filters, ``spectra`` (N + 1, H, W // 2 + 1) their
+        one-sided ``sum_l rho_l |F H_l|^2`` (in the weights' dtype, as the layers
+        give it), ``c_taps`` (N, L, s, s) the flipped C filters, ``intercepts`` and
+        ``slopes`` (N, L, P + 1) the Z tables, ``eta`` (N, L); all but ``spectra`` in
+        ``dtype``, each row contiguous."""
+        size, plf = self.config["filter_size"], self.stages[0].nonlinear.plf
+        recon = [st.reconstruction for st in stages] + [self.final]
+        rho = torch.stack([r.rho for r in recon])
+        h = bank_filters(torch.stack([r.filters.weight for r in recon]), size)
+        out = {
+            "x_taps": (h * rho[..., None, None]).to(dtype),
+            "spectra": filter_spectrum(h, rho, shape, onesided=True),
+        }
+        if stages:
+            out["eta"] = torch.stack([st.multiplier.eta for st in stages]).to(dtype)
+            c = bank_filters(torch.stack([st.convolution.filters.weight for st in stages]), size)
+            out["c_taps"] = c.flip(-1, -2).to(dtype)
+            tables = plf_tables(torch.stack([st.nonlinear.plf.values for st in stages]), plf.low, plf.high)
+            out["intercepts"], out["slopes"] = (t.to(dtype) for t in tables)
+        return {k: v.contiguous() for k, v in out.items()}
 
 
 def widen(model: ADMMNet, num_filters: int, filter_size: int) -> ADMMNet:

@@ -54,9 +54,7 @@ class DCTFilters(nn.Module):
 
     def filters(self) -> Tensor:
         """(L, s, s)."""
-        basis = basis_as(self.size, self.weight.dtype, self.weight.device)
-        s = self.size
-        return (self.weight.T @ basis.reshape(-1, s * s)).reshape(-1, s, s)
+        return bank_filters(self.weight, self.size)
 
     def conv(self, x: Tensor) -> Tensor:
         """Circular convolution of real (B, H, W) with every filter -> (B, L, H, W).
@@ -94,31 +92,47 @@ class DCTFilters(nn.Module):
 
     def spectrum(self, weights: Tensor, shape: tuple[int, int], onesided: bool = False) -> Tensor:
         """``sum_l weights_l |F h_l|^2`` on the (H, W) frequency grid (MATLAB's
-        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed), as the DFT of the weighted
-        sum of the filters' autocorrelations: one transform instead of L.
+        ``abs(psf2otf(sqrt(rho) h, [H, W])).^2`` summed); see ``filter_spectrum``.
 
         ``onesided=True``: only the columns ``0 .. W // 2`` (the ``rfft2`` half,
-        (H, W // 2 + 1)); the spectrum is real and even, so that half holds all of it.
-        The (2s-1)^2 autocorrelation kernel is small, so its DFT is two small
-        matrix products with the Fourier matrices of its offsets rather than an FFT
-        of a mostly zero image."""
-        h = self.filters()
-        s = h.shape[-1]
-        # kernel[d] = sum_l weights_l sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2: the weighted Gram
-        # matrix of the filters' taps, summed along each offset
-        flat = h.reshape(h.shape[0], s * s)
-        gram = flat.T @ (weights[:, None] * flat)
-        kernel = (gram.reshape(1, -1) @ _offset_incidence(s, gram.dtype, gram.device)).reshape(2 * s - 1, 2 * s - 1)
-        H, W = shape
-        e1 = _offset_dft(H, H, s, kernel.dtype, kernel.device)
-        e2 = _offset_dft(W, W // 2 + 1 if onesided else W, s, kernel.dtype, kernel.device)
-        spec = (e1 @ kernel.to(e1.dtype) @ e2.T).real
-        # the filters are zero-mean (no DC atom), so the DC term is exactly 0; computed, it is rounding noise
-        # (~1e-16, float32 ~3e-7) whose value differs between the full and one-sided grids and between CPUs,
-        # and where the mask leaves DC unsampled the solve divides by it (a zero denominator becomes 1e-6)
-        dc = torch.ones_like(spec)
-        dc[0, 0] = 0
-        return spec * dc
+        (H, W // 2 + 1)); the spectrum is real and even, so that half holds all of it."""
+        return filter_spectrum(self.filters(), weights, shape, onesided)
+
+
+def bank_filters(weight: Tensor, size: int) -> Tensor:
+    """The filters of DCT coefficients ``weight`` (..., s^2 - 1, L): (..., L, s, s)
+    (``DCTFilters.filters``, for one bank or a stack of them)."""
+    basis = basis_as(size, weight.dtype, weight.device).reshape(-1, size * size)
+    return (weight.transpose(-1, -2) @ basis).reshape(*weight.shape[:-2], -1, size, size)
+
+
+def filter_spectrum(h: Tensor, weights: Tensor, shape: tuple[int, int], onesided: bool = False) -> Tensor:
+    """``sum_l weights_l |F h_l|^2`` for filters ``h`` (..., L, s, s) and ``weights``
+    (..., L): (..., H, W), or (..., H, W // 2 + 1) with ``onesided``.
+
+    As the DFT of the weighted sum of the filters' autocorrelations: one transform
+    instead of L. The (2s-1)^2 autocorrelation kernel is small, so its DFT is two
+    small matrix products with the Fourier matrices of its offsets rather than an
+    FFT of a mostly zero image."""
+    s = h.shape[-1]
+    lead = h.shape[:-3]
+    # kernel[d] = sum_l weights_l sum_u h_l[u] h_l[u + d], d in [-(s-1), s-1]^2: the weighted Gram
+    # matrix of the filters' taps, summed along each offset
+    flat = h.reshape(*lead, h.shape[-3], s * s)
+    gram = flat.transpose(-1, -2) @ (weights[..., :, None] * flat)
+    incidence = _offset_incidence(s, gram.dtype, gram.device)
+    kernel = (gram.reshape(*lead, 1, -1) @ incidence).reshape(*lead, 2 * s - 1, 2 * s - 1)
+    H, W = shape
+    # Re(E1 kernel E2^T) with E = exp(-i angle) = C - i S, as real products: C1 kernel C2^T - S1 kernel S2^T,
+    # written as one product [C1 kernel, S1 kernel] [C2, -S2]^T
+    c1, s1 = _offset_dft(H, H, s, kernel.dtype, kernel.device)
+    c2, s2 = _offset_dft(W, W // 2 + 1 if onesided else W, s, kernel.dtype, kernel.device)
+    spec = torch.cat([c1 @ kernel, s1 @ kernel], -1) @ torch.cat([c2, -s2], -1).T
+    # the filters are zero-mean (no DC atom), so the DC term is exactly 0; computed, it is rounding noise
+    # (~1e-16, float32 ~3e-7) whose value differs between the full and one-sided grids and between CPUs,
+    # and where the mask leaves DC unsampled the solve divides by it (a zero denominator becomes 1e-6)
+    spec[..., 0, 0] = 0
+    return spec
 
 
 def widen_bank(old: DCTFilters, new: DCTFilters) -> None:
@@ -146,13 +160,14 @@ def _offset_incidence(s: int, dtype: torch.dtype, device: torch.device) -> Tenso
 
 
 @functools.lru_cache(maxsize=32)
-def _offset_dft(n: int, k: int, s: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``exp(-2 pi i f d / n)`` for frequencies f < k and offsets d in [-(s-1), s-1]:
-    (k, 2s - 1), complex of ``dtype``'s precision (angles in float64)."""
+def _offset_dft(n: int, k: int, s: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The DFT matrix ``exp(-2 pi i f d / n)`` for frequencies f < k and offsets d in
+    [-(s-1), s-1] as its real and negated imaginary parts ``(cos, sin)`` of the angle
+    ``2 pi f d / n``: (k, 2s - 1) each, in ``dtype`` (angles in float64). Real, because
+    small complex matrix products are slow on the CPU."""
     d = torch.arange(-(s - 1), s, dtype=torch.float64)
-    angle = (-2 * math.pi / n) * torch.arange(k, dtype=torch.float64)[:, None] * d
-    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-    return torch.polar(torch.ones_like(angle), angle).to(device=device, dtype=complex_dtype)
+    angle = (2 * math.pi / n) * torch.arange(k, dtype=torch.float64)[:, None] * d
+    return angle.cos().to(device=device, dtype=dtype), angle.sin().to(device=device, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=64)
