@@ -264,6 +264,36 @@ def test_cpu_kernels_equal_the_pytorch_layers_for_other_filter_sizes(filters, si
     assert ((fast - slow).abs().max() / slow.abs().max()).item() < 1e-12
 
 
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_cpu_kernels_wrap_rows_narrower_than_the_filter(size):
+    """Circular padding of a row narrower than half the filter (5 and 7) wraps it more than
+    once; both kernels against correlations written with ``torch.roll`` (the layers'
+    circular ``F.pad`` refuses such images)."""
+    kernels_or_skip(_KERNELS)
+    g = torch.Generator().manual_seed(5)
+    p = size // 2
+    B, L, H, W = 2, 3, 5, max(1, p - 1)  # narrower than p where it can be
+    z, beta = (torch.randn(B, L, H, W, generator=g, dtype=D) for _ in range(2))
+    taps = torch.randn(L, size, size, generator=g, dtype=D)
+    x = torch.randn(B, H, W, generator=g, dtype=D)
+    lib = native.load_library(_KERNELS)
+
+    def correlate(u, t):  # sum_{a,b} t[a, b] u[i + a - p, j + b - p], circular
+        return sum(t[a, b] * torch.roll(u, (p - a, p - b), (-2, -1)) for a in range(size) for b in range(size))
+
+    rhs = torch.empty(B, H, W, dtype=D)
+    native.call(lib, "admm_adjoint", (z, beta, taps, rhs), (B, L, H, W, size))
+    assert torch.allclose(rhs, sum(correlate((z - beta)[:, l], taps[l]) for l in range(L)), rtol=0, atol=1e-12)
+    # Z as the identity (intercept 0, slope 1 on every piece): z = c + beta, beta' = beta - eta beta
+    n = 8
+    zero, one, eta = torch.zeros(L, n, dtype=D), torch.ones(L, n, dtype=D), torch.rand(L, generator=g, dtype=D)
+    z_out, beta_out = torch.empty_like(beta), torch.empty_like(beta)
+    native.call(lib, "admm_tail", (x, taps, beta, zero, one, eta, z_out, beta_out), (B, L, H, W, size, n), (1.0, 0.0))
+    c = torch.stack([correlate(x, taps[l]) for l in range(L)], 1)
+    assert torch.allclose(z_out, c + beta, rtol=0, atol=1e-12)
+    assert torch.allclose(beta_out, beta - eta.view(1, L, 1, 1) * beta, rtol=0, atol=1e-12)
+
+
 def test_cpu_kernels_pass_nan_through_without_crashing():
     phys = MRI(PseudoRadialMask(0.3)((16, 16)), fft_norm="ortho")
     y = phys.A(torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0)))
