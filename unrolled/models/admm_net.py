@@ -76,6 +76,41 @@ def _tail_in_kernel(lib, x, beta, taps, intercepts, slopes, eta, plf: PiecewiseL
     return z, beta_out
 
 
+def _kernel_constants(stages: list, recon: list, shape: tuple[int, int], dtype: torch.dtype) -> dict:
+    """What the kernels take from the weights of the ADMM-Net ``stages`` and the X
+    layers ``recon`` (the stages' and, after them, any more), computed for all of them
+    at once (a handful of operations on stacked parameters instead of a few dozen
+    small ones per stage): ``x_taps`` (len(recon), L, s, s) the rho-weighted X filters,
+    ``spectra`` (len(recon), H, W // 2 + 1) their one-sided ``sum_l rho_l |F H_l|^2``
+    (in the weights' dtype, as the layers give it), ``c_taps`` (N, L, s, s) the
+    flipped C filters, ``intercepts`` and ``slopes`` (N, L, P + 1) the Z tables,
+    ``eta`` (N, L); all but ``spectra`` in ``dtype``, each row contiguous."""
+    size = recon[0].filters.size
+    rho = torch.stack([r.rho for r in recon])
+    h = bank_filters(torch.stack([r.filters.weight for r in recon]), size)
+    out = {
+        "x_taps": (h * rho[..., None, None]).to(dtype),
+        "spectra": filter_spectrum(h, rho, shape, onesided=True),
+    }
+    if stages:
+        plf = stages[0].nonlinear.plf
+        out["eta"] = torch.stack([st.multiplier.eta for st in stages]).to(dtype)
+        c = bank_filters(torch.stack([st.convolution.filters.weight for st in stages]), size)
+        out["c_taps"] = c.flip(-1, -2).to(dtype)
+        tables = plf_tables(torch.stack([st.nonlinear.plf.values for st in stages]), plf.low, plf.high)
+        out["intercepts"], out["slopes"] = (t.to(dtype) for t in tables)
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _stage_in_kernels(lib, state: State, y: Tensor, physics, c: dict, i: int, plf, out, zero_state=False) -> State:
+    """Stage ``i`` of the constants ``c`` on ``state``: X (its adjoint in a kernel,
+    skipped for a ``zero_state``, whose right-hand side is 0), then C, Z and M."""
+    z, beta = state
+    rhs = None if zero_state else _adjoint_in_kernel(lib, z, beta, c["x_taps"][i])
+    x = physics.solve_unitary_real(y, rhs, c["spectra"][i])
+    return _tail_in_kernel(lib, x, beta, c["c_taps"][i], c["intercepts"][i], c["slopes"][i], c["eta"][i], plf, out)
+
+
 def plf_tables(q: Tensor, low: float, high: float) -> tuple[Tensor, Tensor]:
     """Intercepts and slopes of the linear pieces of piecewise-linear functions with
     values ``q`` (..., P) at P knots evenly spaced on [low, high] and slope 1 outside:
@@ -217,13 +252,8 @@ class ADMMNetStage(nn.Module):
         and M fused in one pass over the responses; the same arithmetic as the
         layers, without the (B, L, H, W) temporaries. ``out``: two contiguous
         tensors shaped like ``beta`` (not ``state``'s) to write ``(z, beta)`` into."""
-        z, beta = state
-        x = self.reconstruction(z, beta, y, physics)
-        plf = self.nonlinear.plf
-        taps = self.convolution.filters.filters().flip(-1, -2).to(x.dtype).contiguous()
-        intercepts, slopes = (t.to(x.dtype).contiguous() for t in plf.tables())
-        eta = self.multiplier.eta.to(x.dtype).contiguous()
-        return _tail_in_kernel(lib, x, beta, taps, intercepts, slopes, eta, plf, out)
+        c = _kernel_constants([self], [self.reconstruction], physics.shape, state[1].dtype)
+        return _stage_in_kernels(lib, state, y, physics, c, 0, self.nonlinear.plf, out)
 
 
 class ADMMNet(UnrolledModel):
@@ -301,43 +331,15 @@ class ADMMNet(UnrolledModel):
         # caller sees (a fresh pair per stage would be fresh pages from the OS, a cost comparable to the
         # stage's arithmetic)
         stages = list(self.stages[: len(self.stages) if num_stages is None else num_stages])
-        c = self._kernel_constants(stages, physics.shape, state[1].dtype)
+        recon = [st.reconstruction for st in stages] + [self.final]
+        c = _kernel_constants(stages, recon, physics.shape, state[1].dtype)
         plf = self.stages[0].nonlinear.plf
         state = (state[0], state[1].clone())  # init_state's z and beta are one tensor of zeros
         spare = (torch.empty_like(state[0]), torch.empty_like(state[1]))
         for i in range(len(stages)):
-            z, beta = state
-            rhs = None if i == 0 else _adjoint_in_kernel(lib, z, beta, c["x_taps"][i])  # stage 0: z = beta = 0
-            x = physics.solve_unitary_real(y, rhs, c["spectra"][i])
-            args = (c["c_taps"][i], c["intercepts"][i], c["slopes"][i], c["eta"][i])
-            state, spare = _tail_in_kernel(lib, x, beta, *args, plf, spare), state
+            state, spare = _stage_in_kernels(lib, state, y, physics, c, i, plf, spare, zero_state=i == 0), state
         z, beta = state
         return physics.solve_unitary_real(y, _adjoint_in_kernel(lib, z, beta, c["x_taps"][-1]), c["spectra"][-1])
-
-    def _kernel_constants(self, stages: list[ADMMNetStage], shape: tuple[int, int], dtype: torch.dtype) -> dict:
-        """What the kernels take from the weights of ``stages`` and the last X layer,
-        computed for all of them at once (a handful of operations on stacked
-        parameters instead of a few dozen small ones per stage): ``x_taps`` (N + 1, L,
-        s, s) the rho-weighted X filters, ``spectra`` (N + 1, H, W // 2 + 1) their
-        one-sided ``sum_l rho_l |F H_l|^2`` (in the weights' dtype, as the layers
-        give it), ``c_taps`` (N, L, s, s) the flipped C filters, ``intercepts`` and
-        ``slopes`` (N, L, P + 1) the Z tables, ``eta`` (N, L); all but ``spectra`` in
-        ``dtype``, each row contiguous."""
-        size, plf = self.config["filter_size"], self.stages[0].nonlinear.plf
-        recon = [st.reconstruction for st in stages] + [self.final]
-        rho = torch.stack([r.rho for r in recon])
-        h = bank_filters(torch.stack([r.filters.weight for r in recon]), size)
-        out = {
-            "x_taps": (h * rho[..., None, None]).to(dtype),
-            "spectra": filter_spectrum(h, rho, shape, onesided=True),
-        }
-        if stages:
-            out["eta"] = torch.stack([st.multiplier.eta for st in stages]).to(dtype)
-            c = bank_filters(torch.stack([st.convolution.filters.weight for st in stages]), size)
-            out["c_taps"] = c.flip(-1, -2).to(dtype)
-            tables = plf_tables(torch.stack([st.nonlinear.plf.values for st in stages]), plf.low, plf.high)
-            out["intercepts"], out["slopes"] = (t.to(dtype) for t in tables)
-        return {k: v.contiguous() for k, v in out.items()}
 
 
 def widen(model: ADMMNet, num_filters: int, filter_size: int) -> ADMMNet:
