@@ -264,6 +264,45 @@ def test_cpu_kernels_equal_the_pytorch_layers_for_other_filter_sizes(filters, si
     assert ((fast - slow).abs().max() / slow.abs().max()).item() < 1e-12
 
 
+def _roll_correlate(u, t):
+    """sum_{a,b} t[a, b] u[i + a - p, j + b - p], circular (the kernels' correlation)."""
+    size = t.shape[-1]
+    p = size // 2
+    return sum(t[a, b] * torch.roll(u, (p - a, p - b), (-2, -1)) for a in range(size) for b in range(size))
+
+
+@pytest.mark.parametrize("threads", [1, 3, 4])
+@pytest.mark.parametrize("size", [3, 5])
+def test_cpu_kernels_tiles_of_rows(size, threads):
+    """The kernels go over each image in tiles of up to 32 rows (fewer when a thread would
+    get none: 4 threads on one 45-row image take tiles of 8); tiles that end inside the
+    image and wrap around its top and bottom, against ``torch.roll`` correlations."""
+    kernels_or_skip(_KERNELS)
+    g = torch.Generator().manual_seed(6)
+    B, L, H, W = 1, 3, 45, 20
+    z, beta = (torch.randn(B, L, H, W, generator=g, dtype=D) for _ in range(2))
+    taps = torch.randn(L, size, size, generator=g, dtype=D)
+    x = torch.randn(B, H, W, generator=g, dtype=D)
+    lib = native.load_library(_KERNELS)
+    rhs, z_out, beta_out = torch.empty(B, H, W, dtype=D), torch.empty_like(beta), torch.empty_like(beta)
+    n, eta = 8, torch.rand(L, generator=g, dtype=D)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        native.call(lib, "admm_adjoint", (z, beta, taps, rhs), (B, L, H, W, size))
+        zero, one = torch.zeros(L, n, dtype=D), torch.ones(L, n, dtype=D)
+        native.call(
+            lib, "admm_tail", (x, taps, beta, zero, one, eta, z_out, beta_out), (B, L, H, W, size, n), (1.0, 0.0)
+        )
+    finally:
+        torch.set_num_threads(before)
+    want = sum(_roll_correlate((z - beta)[:, l], taps[l]) for l in range(L))
+    assert torch.allclose(rhs, want, rtol=0, atol=1e-12)
+    c = torch.stack([_roll_correlate(x, taps[l]) for l in range(L)], 1)
+    assert torch.allclose(z_out, c + beta, rtol=0, atol=1e-12)
+    assert torch.allclose(beta_out, beta - eta.view(1, L, 1, 1) * beta, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("size", [3, 5, 7])
 def test_cpu_kernels_wrap_rows_narrower_than_the_filter(size):
     """Circular padding of a row narrower than half the filter (5 and 7) wraps it more than
@@ -277,9 +316,7 @@ def test_cpu_kernels_wrap_rows_narrower_than_the_filter(size):
     taps = torch.randn(L, size, size, generator=g, dtype=D)
     x = torch.randn(B, H, W, generator=g, dtype=D)
     lib = native.load_library(_KERNELS)
-
-    def correlate(u, t):  # sum_{a,b} t[a, b] u[i + a - p, j + b - p], circular
-        return sum(t[a, b] * torch.roll(u, (p - a, p - b), (-2, -1)) for a in range(size) for b in range(size))
+    correlate = _roll_correlate
 
     rhs = torch.empty(B, H, W, dtype=D)
     native.call(lib, "admm_adjoint", (z, beta, taps, rhs), (B, L, H, W, size))
