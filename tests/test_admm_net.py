@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import kernels_or_skip
 
+import unrolled.models.admm_net as admm_net_module
 from l2o import native
 from unrolled.data.admm_net_data import load_brain, read_admm_net_layers
 from unrolled.metrics import nrmse, psnr
@@ -240,6 +241,10 @@ def test_cpu_kernels_equal_the_pytorch_layers(dtype, tol):
     assert ((fast - slow).abs().max() / scale).item() < tol
     for a, b in zip(state, slow_state):
         assert ((a - b).abs().max() / b.abs().max()).item() < tol
+    # a batch larger than KERNEL_CHUNK_BYTES allows goes in chunks: the same bits
+    with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(admm_net_module, "KERNEL_CHUNK_BYTES", 2 * net.num_filters * 40 * 28 * y.real.element_size())
+        assert torch.equal(net(y, phys), fast)  # chunks of 2 and 1 image
     # with autograd on, the layers run (and the gradient flows)
     out = net(y, phys)
     assert out.requires_grad and ((out.detach() - slow).abs().max() / scale).item() < tol
