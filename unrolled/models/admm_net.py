@@ -145,14 +145,11 @@ class ReconstructionLayer(nn.Module):
         self.real_images = real_images
 
     def forward(self, z: Tensor | None, beta: Tensor | None, y: Tensor, physics) -> Tensor:
-        rhs = None
-        if z is not None:
-            lib = _kernels(z)
-            if lib is None:
-                rhs = apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
-            else:  # fused z - beta and the col2im of the adjoint, as one pass
-                taps = (self.filters.filters() * self.rho[:, None, None]).to(z.dtype).contiguous()
-                rhs = _adjoint_in_kernel(lib, z, beta, taps)
+        lib = None if z is None else _kernels(z)
+        if lib is not None and self.real_images:  # fused z - beta and the adjoint's col2im, as one pass
+            c = _kernel_constants([], [self], physics.shape, z.dtype)
+            return physics.solve_unitary_real(y, _adjoint_in_kernel(lib, z, beta, c["x_taps"][0]), c["spectra"][0])
+        rhs = None if z is None else apply_real(lambda u: self.filters.conv_adjoint(u, self.rho), z - beta)
         if self.real_images:  # x.real by one real FFT pair (the spectrum is even)
             return physics.solve_unitary_real(y, rhs, self.filters.spectrum(self.rho, physics.shape, onesided=True))
         return physics.solve_unitary(y, rhs, self.filters.spectrum(self.rho, physics.shape))
