@@ -241,10 +241,21 @@ def test_cpu_kernels_equal_the_pytorch_layers(dtype, tol):
     assert ((fast - slow).abs().max() / scale).item() < tol
     for a, b in zip(state, slow_state):
         assert ((a - b).abs().max() / b.abs().max()).item() < tol
-    # a batch larger than KERNEL_CHUNK_BYTES allows goes in chunks: the same bits
+    # a batch larger than KERNEL_CHUNK_BYTES allows goes in chunks (here of 2 and 1 images): the same bits
+    sizes, one_chunk = [], ADMMNet._forward_in_kernels
     with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
         mp.setattr(admm_net_module, "KERNEL_CHUNK_BYTES", 2 * net.num_filters * 40 * 28 * y.real.element_size())
-        assert torch.equal(net(y, phys), fast)  # chunks of 2 and 1 image
+        mp.setattr(
+            ADMMNet, "_forward_in_kernels", lambda self, lib, y, *a: sizes.append(len(y)) or one_chunk(self, lib, y, *a)
+        )
+        assert torch.equal(net(y, phys), fast)
+    assert sizes == [2, 1]
+    # the last X layer after run (``output``) takes the kernel adjoint too
+    with torch.no_grad():
+        out_fast = net.output(state, y, phys)
+        with native.disabled():
+            out_slow = net.output(slow_state, y, phys)
+    assert ((out_fast - out_slow).abs().max() / out_slow.abs().max()).item() < tol
     # with autograd on, the layers run (and the gradient flows)
     out = net(y, phys)
     assert out.requires_grad and ((out.detach() - slow).abs().max() / scale).item() < tol

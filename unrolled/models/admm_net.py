@@ -334,25 +334,27 @@ class ADMMNet(UnrolledModel):
         lib = _kernels(probe) if self.config["real_images"] else None
         if lib is None:
             return self.output(self.run(y, physics, num_stages, checkpoint), y, physics)
-        # a batch goes through in chunks whose (z, beta) stay in the CPU's cache between stages
-        # (the images are independent: the same output as one pass)
-        chunk = max(1, KERNEL_CHUNK_BYTES // (self.num_filters * math.prod(physics.shape) * probe.element_size()))
-        if y.shape[0] > chunk:
-            return torch.cat([self._forward_in_kernels(lib, part, physics, num_stages) for part in y.split(chunk)])
-        return self._forward_in_kernels(lib, y, physics, num_stages)
-
-    def _forward_in_kernels(self, lib, y: Tensor, physics, num_stages: int | None) -> Tensor:
-        state = self.init_state(y, physics)
-        # inference on the CPU: the stages' (z, beta) alternate between two pairs of buffers, which no
-        # caller sees (a fresh pair per stage would be fresh pages from the OS, a cost comparable to the
-        # stage's arithmetic)
+        # inference on the CPU. The constants the kernels take from the weights are computed once; a
+        # batch goes through in chunks whose (z, beta) stay in the CPU's cache between stages (the
+        # images are independent: the same output as one pass)
         stages = list(self.stages[: len(self.stages) if num_stages is None else num_stages])
         recon = [st.reconstruction for st in stages] + [self.final]
-        c = _kernel_constants(stages, recon, physics.shape, state[1].dtype)
+        c = _kernel_constants(stages, recon, physics.shape, probe.dtype)
+        chunk = max(1, KERNEL_CHUNK_BYTES // (self.num_filters * math.prod(physics.shape) * probe.element_size()))
+        if y.shape[0] > chunk:
+            return torch.cat([self._forward_in_kernels(lib, part, physics, c, len(stages)) for part in y.split(chunk)])
+        return self._forward_in_kernels(lib, y, physics, c, len(stages))
+
+    def _forward_in_kernels(self, lib, y: Tensor, physics, c: dict, num_stages: int) -> Tensor:
+        """The first ``num_stages`` stages and the last X layer on ``y`` by the kernels, from
+        the constants ``c`` of ``_kernel_constants``. The stages' (z, beta) alternate
+        between two pairs of buffers, which no caller sees (a fresh pair per stage would be
+        fresh pages from the OS, a cost comparable to the stage's arithmetic)."""
+        state = self.init_state(y, physics)
         plf = self.stages[0].nonlinear.plf
         state = (state[0], state[1].clone())  # init_state's z and beta are one tensor of zeros
         spare = (torch.empty_like(state[0]), torch.empty_like(state[1]))
-        for i in range(len(stages)):
+        for i in range(num_stages):
             state, spare = _stage_in_kernels(lib, state, y, physics, c, i, plf, spare, zero_state=i == 0), state
         z, beta = state
         return physics.solve_unitary_real(y, _adjoint_in_kernel(lib, z, beta, c["x_taps"][-1]), c["spectra"][-1])
