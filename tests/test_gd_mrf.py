@@ -56,7 +56,7 @@ def test_without_prior_it_is_plain_gradient_descent_on_the_data_term(physics_kin
             ref = ref - eta * lam * (ref - y)
     else:
         n = 24 * 24
-        mask = torch.fft.ifftshift(phys.mask.new_tensor(PseudoRadialMask(0.3)((24, 24)).double()), dim=(-2, -1))
+        mask = torch.fft.ifftshift(PseudoRadialMask(0.3)((24, 24)).double().to(phys.mask), dim=(-2, -1))
         yu = y / n**0.5
         ref = torch.fft.ifft2(mask * yu, norm="ortho").real
         for _ in range(K):
