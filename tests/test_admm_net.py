@@ -287,26 +287,22 @@ def _roll_correlate(u, t):
     return sum(t[a, b] * torch.roll(u, (p - a, p - b), (-2, -1)) for a in range(size) for b in range(size))
 
 
-@pytest.mark.parametrize("threads", [1, 3, 4])
-@pytest.mark.parametrize("size", [3, 5])
-def test_cpu_kernels_tiles_of_rows(size, threads):
-    """The kernels go over each image in tiles of up to 32 rows (fewer when a thread would
-    get none: 4 threads on one 45-row image take tiles of 8); tiles that end inside the
-    image and wrap around its top and bottom, against ``torch.roll`` correlations."""
-    kernels_or_skip(_KERNELS)
-    g = torch.Generator().manual_seed(6)
-    B, L, H, W = 1, 3, 45, 20
+def _check_kernels_against_roll(B, L, H, W, size, seed, threads=None):
+    """Both stage kernels on random float64 inputs (Z as the identity: intercept 0 and
+    slope 1 on every piece, so z = c + beta and beta' = beta - eta beta) against
+    ``_roll_correlate``, to 1e-12; with ``threads`` OpenMP threads if given."""
+    g = torch.Generator().manual_seed(seed)
     z, beta = (torch.randn(B, L, H, W, generator=g, dtype=D) for _ in range(2))
     taps = torch.randn(L, size, size, generator=g, dtype=D)
     x = torch.randn(B, H, W, generator=g, dtype=D)
     lib = native.load_library(_KERNELS)
     rhs, z_out, beta_out = torch.empty(B, H, W, dtype=D), torch.empty_like(beta), torch.empty_like(beta)
-    n, eta = 8, torch.rand(L, generator=g, dtype=D)
+    n = 8
+    zero, one, eta = torch.zeros(L, n, dtype=D), torch.ones(L, n, dtype=D), torch.rand(L, generator=g, dtype=D)
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or before)
     try:
         native.call(lib, "admm_adjoint", (z, beta, taps, rhs), (B, L, H, W, size))
-        zero, one = torch.zeros(L, n, dtype=D), torch.ones(L, n, dtype=D)
         native.call(
             lib, "admm_tail", (x, taps, beta, zero, one, eta, z_out, beta_out), (B, L, H, W, size, n), (1.0, 0.0)
         )
@@ -319,32 +315,24 @@ def test_cpu_kernels_tiles_of_rows(size, threads):
     assert torch.allclose(beta_out, beta - eta.view(1, L, 1, 1) * beta, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 3, 4])
+@pytest.mark.parametrize("size", [3, 5])
+def test_cpu_kernels_tiles_of_rows(size, threads):
+    """The kernels go over each image in tiles of up to 32 rows (fewer when a thread would
+    get none: 4 threads on one 45-row image take tiles of 8); tiles that end inside the
+    image and wrap around its top and bottom, against ``torch.roll`` correlations."""
+    kernels_or_skip(_KERNELS)
+    _check_kernels_against_roll(B=1, L=3, H=45, W=20, size=size, seed=6, threads=threads)
+
+
 @pytest.mark.parametrize("size", [3, 5, 7])
 def test_cpu_kernels_wrap_rows_narrower_than_the_filter(size):
     """Circular padding of a row narrower than half the filter (5 and 7) wraps it more than
     once; both kernels against correlations written with ``torch.roll`` (the layers'
     circular ``F.pad`` refuses such images)."""
     kernels_or_skip(_KERNELS)
-    g = torch.Generator().manual_seed(5)
     p = size // 2
-    B, L, H, W = 2, 3, 5, max(1, p - 1)  # narrower than p where it can be
-    z, beta = (torch.randn(B, L, H, W, generator=g, dtype=D) for _ in range(2))
-    taps = torch.randn(L, size, size, generator=g, dtype=D)
-    x = torch.randn(B, H, W, generator=g, dtype=D)
-    lib = native.load_library(_KERNELS)
-    correlate = _roll_correlate
-
-    rhs = torch.empty(B, H, W, dtype=D)
-    native.call(lib, "admm_adjoint", (z, beta, taps, rhs), (B, L, H, W, size))
-    assert torch.allclose(rhs, sum(correlate((z - beta)[:, l], taps[l]) for l in range(L)), rtol=0, atol=1e-12)
-    # Z as the identity (intercept 0, slope 1 on every piece): z = c + beta, beta' = beta - eta beta
-    n = 8
-    zero, one, eta = torch.zeros(L, n, dtype=D), torch.ones(L, n, dtype=D), torch.rand(L, generator=g, dtype=D)
-    z_out, beta_out = torch.empty_like(beta), torch.empty_like(beta)
-    native.call(lib, "admm_tail", (x, taps, beta, zero, one, eta, z_out, beta_out), (B, L, H, W, size, n), (1.0, 0.0))
-    c = torch.stack([correlate(x, taps[l]) for l in range(L)], 1)
-    assert torch.allclose(z_out, c + beta, rtol=0, atol=1e-12)
-    assert torch.allclose(beta_out, beta - eta.view(1, L, 1, 1) * beta, rtol=0, atol=1e-12)
+    _check_kernels_against_roll(B=2, L=3, H=5, W=max(1, p - 1), size=size, seed=5)  # narrower than p where it can be
 
 
 def test_cpu_kernels_pass_nan_through_without_crashing():
