@@ -318,6 +318,33 @@ def _check_kernels_against_roll(B, L, H, W, size, seed, threads=None, dtype=D):
     assert torch.allclose(beta_out, beta - eta.view(1, L, 1, 1) * beta, rtol=0, atol=atol)
 
 
+def test_cpu_kernel_buffers_are_reused_between_calls_without_carrying_state():
+    """``forward`` on the kernels keeps its (z, beta) buffers for the next call
+    (``_state_buffers``): the same memory is used again, a call's output does not alias
+    it, and what an earlier call (here: NaN) left there does not reach the next result,
+    for 3 stages and for none (the last X layer on the zero state)."""
+    kernels_or_skip(_KERNELS)
+    g = torch.Generator().manual_seed(4)
+    phys = MRI(PseudoRadialMask(0.25)((40, 28)), fft_norm="backward")
+    y1, y2 = (phys.A(torch.rand(2, 40, 28, generator=g)) for _ in range(2))
+    net = _perturbed_net(torch.float32, stages=3)
+    with torch.no_grad():
+        with native.disabled():
+            want = {k: net(y1, phys, num_stages=k) for k in (3, 0)}
+        out = net(y1, phys)
+        kept = out.clone()
+        ptrs = [t.data_ptr() for t in admm_net_module._workspace.buffers]
+        net(y2, phys)
+        assert [t.data_ptr() for t in admm_net_module._workspace.buffers] == ptrs
+        assert torch.equal(out, kept)
+        for k in (3, 0):
+            for t in admm_net_module._workspace.buffers:
+                t.fill_(float("nan"))
+            got = net(y1, phys, num_stages=k)
+            assert ((got - want[k]).abs().max() / want[k].abs().max()).item() < 2e-4, k
+        assert torch.equal(net(y1, phys), kept)  # after the NaN too: bit for bit the first call
+
+
 @pytest.mark.parametrize("threads", [1, 3, 4])
 @pytest.mark.parametrize("size", [3, 5])
 def test_cpu_kernels_tiles_of_rows(size, threads):
