@@ -135,6 +135,29 @@ def test_shape_mismatch_names_both_shapes():
     phys = MRI(torch.ones(32, 32))
     with pytest.raises(ValueError, match=r"image of shape \(30, 32\) does not match the mask's shape \(32, 32\)"):
         phys.A(torch.zeros(1, 30, 32))
+    # every entry point that takes k-space data or images checks them, the reconstructions too
+    from unrolled.baselines.tv import tv_reconstruction
+    from unrolled.models.admm_net import ADMMNet
+
+    y = torch.zeros(1, 30, 32, dtype=torch.complex64)
+    x, s = torch.zeros(1, 30, 32), torch.ones(32, 32)
+    calls = {
+        "A_adjoint": lambda: phys.A_adjoint(y),
+        "zero_filled": lambda: phys.zero_filled(y),
+        "solve_unitary": lambda: phys.solve_unitary(y, None, s),
+        "solve_unitary_real": lambda: phys.solve_unitary_real(y, None, s[:, :17]),
+        "data_fidelity": lambda: phys.data_fidelity(x, y),
+        "data_gradient": lambda: phys.data_gradient(x, y),
+        "tv_reconstruction": lambda: tv_reconstruction(y, phys, 1e-3, iterations=2),
+        "ADMMNet": lambda: ADMMNet(stages=2)(y, phys),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"of shape \(30, 32\) does not match the mask's shape \(32, 32\)"):
+            with torch.no_grad():
+                call()
+            pytest.fail(name)
+    with pytest.raises(ValueError, match=r"right-hand side of shape \(30, 32\)"):
+        phys.solve_unitary_real(torch.zeros(1, 32, 32, dtype=torch.complex64), x, s[:, :17])
     with pytest.raises(ValueError, match="mask must be 2-D"):
         MRI(torch.ones(2, 3, 4))
     with pytest.raises(ValueError, match="valid choices: ortho, backward"):

@@ -86,9 +86,11 @@ class MRI:
     def sampling_ratio(self) -> float:
         return float((self.mask != 0).float().mean())
 
-    def check(self, x: Tensor) -> None:
+    def check(self, x: Tensor, what: str = "image") -> None:
+        """``ValueError`` naming both shapes unless ``x``'s last two dimensions are the
+        mask's (``what``: the name the message gives ``x``)."""
         if tuple(x.shape[-2:]) != self.shape:
-            raise ValueError(f"image of shape {tuple(x.shape[-2:])} does not match the mask's shape {self.shape}")
+            raise ValueError(f"{what} of shape {tuple(x.shape[-2:])} does not match the mask's shape {self.shape}")
 
     # -- the operator -----------------------------------------------------------------
     def A(self, x: Tensor) -> Tensor:
@@ -97,13 +99,14 @@ class MRI:
 
     def A_adjoint(self, y: Tensor) -> Tensor:
         """The true adjoint: ``<A x, y> = <x, A^H y>``."""
-        self.check(y)
+        self.check(y, "k-space data")
         if self.fft_norm == "ortho":
             return torch.fft.ifft2(self.mask * y, norm="ortho")
         return torch.fft.ifft2(self.mask * y, norm="forward")  # = N * ifft2(., "backward")
 
     def zero_filled(self, y: Tensor) -> Tensor:
         """Inverse FFT of the zero-filled k-space, in image scale."""
+        self.check(y, "k-space data")
         return torch.fft.ifft2(self.mask * y, norm=self.fft_norm)
 
     def unitary(self, y: Tensor) -> Tensor:
@@ -132,6 +135,9 @@ class MRI:
         Frequencies where ``M + spectrum = 0`` get the denominator 1e-6 (as in
         the Deep ADMM-Net code). ``spectrum`` is (H, W) or broadcastable to (B, H, W).
         """
+        self.check(y, "k-space data")
+        if rhs is not None:
+            self.check(rhs, "right-hand side")
         denom = self.mask * self.mask + spectrum
         denom = torch.where(denom == 0, torch.full_like(denom, 1e-6), denom)
         num = self.mask * self.unitary(y)
@@ -154,6 +160,9 @@ class MRI:
         which ``irfft2`` turns into ``x``. The mask and ``y`` need no symmetry.
         Zero denominators get 1e-6, as in ``solve_unitary``.
         """
+        self.check(y, "k-space data")
+        if rhs is not None:
+            self.check(rhs, "right-hand side")
         pos, neg = self._half_data(y)
         r = None if rhs is None else torch.fft.rfft2(rhs, norm="ortho")
         half = self._m2_half.shape
@@ -195,6 +204,8 @@ class MRI:
 
     def data_fidelity(self, x: Tensor, y: Tensor) -> Tensor:
         """``1/2 ||A_u x - y_u||^2`` per image (unitary convention)."""
+        self.check(x)
+        self.check(y, "k-space data")
         r = self.mask * torch.fft.fft2(x, norm="ortho") - self.mask * self.unitary(y)
         return 0.5 * r.abs().pow(2).flatten(1).sum(1)
 
@@ -202,6 +213,7 @@ class MRI:
         """Gradient of ``1/2 ||A_u x - y_u||^2`` (unitary convention, so its scale does
         not depend on ``fft_norm``): ``F^H (M^2 F x - M y_u)``. Real for real ``x``."""
         self.check(x)
+        self.check(y, "k-space data")
         r = self.mask * (self.mask * torch.fft.fft2(x, norm="ortho") - self.unitary(y))
         g = torch.fft.ifft2(r, norm="ortho")
         return g if x.is_complex() else g.real
