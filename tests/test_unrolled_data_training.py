@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unrolled.baselines.tv import grad, grad_adjoint, tv_reconstruction, zero_filling
-from unrolled.data.admm_net_data import load_chest, read_mat_array
+from unrolled.data.admm_net_data import load_chest, read_admm_net_layers, read_mat_array
 from unrolled.data.fastmri import load_fastmri_volume
 from unrolled.data.mni import SLABS, MNISlices
 from unrolled.data.nifti import load_nifti_slices
@@ -73,6 +73,15 @@ def test_mat_reader_and_missing_data(tmp_path):
         read_mat_array(tmp_path / "a.mat", "mask")
     with pytest.raises(FileNotFoundError, match="is not the Deep ADMM-Net data directory"):
         load_chest(tmp_path)
+    # a file that is not HDF5 (a MATLAB v5 file, a truncated download) and a missing one: one clear error each
+    (tmp_path / "v5.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    for read in (lambda p: read_mat_array(p, "im_ori"), read_admm_net_layers):
+        with pytest.raises(ValueError, match=r"v5\.mat is not a MATLAB v7\.3 \(HDF5\)"):
+            read(tmp_path / "v5.mat")
+        with pytest.raises(FileNotFoundError, match="gone.mat does not exist"):
+            read(tmp_path / "gone.mat")
+    with pytest.raises(ValueError, match="is not a Deep ADMM-Net network file"):
+        read_admm_net_layers(tmp_path / "a.mat")
 
 
 def test_chest_images(admm_net_root):

@@ -66,12 +66,21 @@ def load_brain(root: str | Path) -> Tensor:
 
 def read_admm_net_layers(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
     """The layers of an authors' trained network (``net/network_20/net-stageN.mat``):
-    a list of ``(type, [weights...])`` with weights in MATLAB orientation."""
+    a list of ``(type, [weights...])`` with weights in MATLAB orientation.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an HDF5/v7.3 MAT file, or one without the network's layers.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"{path} is not a MATLAB v7.3 (HDF5) network file: {e}") from None
     out = []
-    with h5py.File(path, "r") as f:
+    with f:
         if "net" not in f or "layers" not in f["net"]:
             raise ValueError(f"{path} is not a Deep ADMM-Net network file (no net/layers)")
         refs = f["net"]["layers"][()].reshape(-1)
