@@ -1,14 +1,17 @@
 """Data loaders (on files the tests write), the MNI dataset, TV, the trainer and the apps."""
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from unrolled.baselines.tv import grad, grad_adjoint, tv_reconstruction, zero_filling
 from unrolled.data.admm_net_data import load_chest, read_admm_net_layers, read_mat_array
@@ -16,6 +19,7 @@ from unrolled.data.fastmri import load_fastmri_volume
 from unrolled.data.mni import SLABS, MNISlices
 from unrolled.data.nifti import load_nifti_slices
 from unrolled.metrics import psnr
+from unrolled.models import load_model
 from unrolled.models.admm_net import ADMMNet
 from unrolled.physics.masks import PseudoRadialMask
 from unrolled.physics.mri import MRI
@@ -216,7 +220,16 @@ def test_train_and_eval_apps_on_embedded_data(tmp_path):
     assert proc.returncode == 0, proc.stderr
     m = json.loads((tmp_path / "train" / "metrics.json").read_text())
     assert m["epochs"] == 2 and m["data"] == "mni" and m["val_images"] == 2
-    assert list((tmp_path / "train" / "tensorboard").glob("events.out.tfevents.*"))
+    resolved = OmegaConf.load(tmp_path / "train" / "config.yaml")
+    assert resolved.model.stages == 2 and resolved.train.epochs == 2 and resolved.data.name == "mni"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "train" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "val/loss", "val/nrmse", "example/psnr"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert tags["images"] == ["reconstruction | ground truth | zero-filling"]  # at the last epoch
     weights = tmp_path / "train" / "checkpoints" / "model.pt"
     proc = run_app(
         "experiments.eval_unrolled",
@@ -237,9 +250,40 @@ def test_train_and_eval_apps_on_embedded_data(tmp_path):
             assert {"psnr", "nrmse", "ssim", "seconds_per_image"} <= res.keys()
     assert r["results"]["zero_filling"]["0.4"]["psnr"] > r["results"]["zero_filling"]["0.2"]["psnr"]
     assert r["notes"]["tv"]["0.2"]["lambda"] in (1e-4, 1e-3)
-    assert (tmp_path / "eval" / "examples.png").stat().st_size > 0 and "| TV |" in (
-        tmp_path / "eval" / "results.md"
-    ).read_text()
+    # the paper's layout: methods in rows, ratios in columns
+    table = (tmp_path / "eval" / "results.md").read_text()
+    assert "| method | 20% PSNR (dB) | 40% PSNR (dB) | 20% NRMSE | 40% NRMSE |" in table
+    for row in ("Zero-filling", "TV", "Init-Net", "ADMM-Net"):
+        assert f"| {row} |" in table
+    # examples: per image a row of reconstructions and a row of their error maps, one column each + ground truth
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "eval" / "examples.png").size
+    assert (width, height) == (round(2.2 * 5 * 110), round(2.2 * 2 * 2 * 110))
+    # killed after its first checkpoint and run again with resume=true, a run ends with the weights of the
+    # uninterrupted run above
+    cmd = [sys.executable, "-m", "experiments.train_unrolled", *small, "train.epochs=2", "train.batch_size=2"]
+    killed = subprocess.Popen([*cmd, f"hydra.run.dir={tmp_path / 'killed'}"], cwd=ROOT, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 600
+    while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed.kill()
+    killed.wait()
+    assert last.exists()
+    proc = run_app(
+        "experiments.train_unrolled",
+        *small,
+        "train.epochs=2",
+        "train.batch_size=2",
+        "resume=true",
+        f"hydra.run.dir={tmp_path / 'killed'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    done = re.search(r"resumed from \S+ \((\d) epochs done\)", proc.stderr + proc.stdout)
+    assert done is not None and int(done[1]) == 1  # killed within ms of epoch 1's checkpoint: in epoch 2
+    a, b = (load_model(tmp_path / d / "checkpoints" / "model.pt")[0].state_dict() for d in ("train", "killed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # resume continues the training run
     proc = run_app(
         "experiments.train_unrolled",
@@ -288,6 +332,40 @@ def test_chest_without_data_gives_one_clear_error(tmp_path):
         "experiments.eval_unrolled", "data=chest", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}"
     )
     assert proc.returncode == 2 and "is not the Deep ADMM-Net data directory" in proc.stderr
+
+
+def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
+    """The issue's commands on the real data: ``eval_unrolled model=admm_net data=chest
+    data.root=PATH ratios=[0.2]`` evaluates the shipped 20% network by default (35.43 dB on
+    im-81..100, README), and ``train_unrolled ... data=chest physics.ratio=0.2`` trains on
+    im-01..80 with the authors' 20% mask (here one stage for one epoch)."""
+    chest = ["model=admm_net", "data=chest", f"data.root={admm_net_root}", "progress=false"]
+    proc = run_app(
+        "experiments.eval_unrolled",
+        *chest,
+        "ratios=[0.2]",
+        "methods=[zero_filling,trained]",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    trained = r["notes"]["trained"]["0.2"]
+    assert trained["origin"] == "shipped" and Path(trained["weights"]).name == "admm_net_chest_r20.pt"
+    assert r["test_images"] == 20
+    assert abs(r["results"]["trained"]["0.2"]["psnr"] - 35.43) < 0.02
+    assert abs(r["results"]["zero_filling"]["0.2"]["psnr"] - 28.77) < 0.02
+    proc = run_app(
+        "experiments.train_unrolled",
+        *chest,
+        "physics.ratio=0.2",
+        "model.stages=1",
+        "train.epochs=1",
+        f"hydra.run.dir={tmp_path / 'train'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((tmp_path / "train" / "metrics.json").read_text())
+    assert m["train_images"] == 80 and m["ratio"] == 0.2 and abs(m["sampling_ratio"] - 0.2019) < 1e-3
+    assert m["epochs"] == 1 and m["final_train_loss"] < 1
 
 
 def test_greedy_training_of_gd_mrf_resumes_at_the_stage_boundary():
@@ -415,7 +493,6 @@ def test_training_crops_of_chosen_images():
 def test_eval_picks_the_shipped_file_of_the_nearest_ratio_and_skips_variants(tmp_path, monkeypatch):
     """Without checkpoint=, a ratio with no file of its own takes the nearest ratio's
     plain file (``..._r20.pt``), never a variant such as ``..._r20_16x5.pt``."""
-    from omegaconf import OmegaConf
 
     import unrolled.models as models
     from experiments import eval_unrolled
