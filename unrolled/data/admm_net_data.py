@@ -4,6 +4,8 @@ directory the authors' repository ships (MATLAB v7.3 files, HDF5)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -16,6 +18,20 @@ CHEST_TEST = [f"im-{i:02d}" if i < 100 else f"im-{i}" for i in range(81, 101)]
 BRAIN = ["Brain_data1", "Brain_data2"]
 
 
+@contextmanager
+def _open_mat(path: str | Path, what: str = "file") -> Iterator[h5py.File]:
+    """A MATLAB v7.3 file open for reading; h5py's ``OSError`` (not HDF5, truncated),
+    raised on opening or while reading, becomes one ``ValueError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except OSError as e:
+        raise ValueError(f"{path} is not a MATLAB v7.3 (HDF5) {what}: {e}") from None
+
+
 def read_mat_array(path: str | Path, key: str) -> np.ndarray:
     """One array of a MATLAB v7.3 file, in MATLAB's orientation (h5py reads the
     transpose).
@@ -24,16 +40,10 @@ def read_mat_array(path: str | Path, key: str) -> np.ndarray:
         FileNotFoundError: no such file.
         ValueError: not an HDF5/v7.3 MAT file, or no variable ``key``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        with h5py.File(path, "r") as f:
-            if key not in f:
-                raise ValueError(f"{path} has no variable {key!r} (it has {sorted(f.keys())})")
-            return np.asarray(f[key][()]).T
-    except OSError as e:
-        raise ValueError(f"{path} is not a MATLAB v7.3 (HDF5) file: {e}") from None
+    with _open_mat(path) as f:
+        if key not in f:
+            raise ValueError(f"{path} has no variable {key!r} (it has {sorted(f.keys())})")
+        return np.asarray(f[key][()]).T
 
 
 def _check_root(root: str | Path) -> Path:
@@ -72,15 +82,8 @@ def read_admm_net_layers(path: str | Path) -> list[tuple[str, list[np.ndarray]]]
         FileNotFoundError: no such file.
         ValueError: not an HDF5/v7.3 MAT file, or one without the network's layers.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise ValueError(f"{path} is not a MATLAB v7.3 (HDF5) network file: {e}") from None
     out = []
-    with f:
+    with _open_mat(path, "network file") as f:
         if "net" not in f or "layers" not in f["net"]:
             raise ValueError(f"{path} is not a Deep ADMM-Net network file (no net/layers)")
         refs = f["net"]["layers"][()].reshape(-1)

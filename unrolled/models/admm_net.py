@@ -85,23 +85,37 @@ def _tail_in_kernel(lib, x, beta, taps, intercepts, slopes, eta, plf: PiecewiseL
 KERNEL_CHUNK_BYTES = 4 << 20
 
 # the kernels' two (z, beta) buffer pairs, kept between calls: per thread, for the last (L, H, W) and
-# dtype only (at most 4 x KERNEL_CHUNK_BYTES for a chunked batch). Fresh MB-sized tensors can be fresh
-# pages from the OS, whose first touch costs; how often depends on what glibc kept from earlier frees.
-# Measured (2 threads, 256x256, old and new alternately in one process, median of 11 or 5 paired calls):
-# 8 filters of 3x3 at batch 1 20.0 -> 17.2 ms per image (1.16x), at batch 16 1.02x; 16 of 5x5 1.01x,
-# and 40.5 -> 37.4 ms at batch 1 in a process that had allocated nothing else
+# dtype only, until the thread ends or ``release_kernel_buffers()``; 4 chunks' worth, i.e. at most
+# 4 x KERNEL_CHUNK_BYTES, or 4 images where one image's z is larger (16 filters of 256x256 in float32:
+# 16 MB). Fresh MB-sized tensors can be fresh pages from the OS, whose first touch costs; how often
+# depends on what glibc kept from earlier frees. Measured (2 threads, 256x256): with old and new
+# alternately in one process (median of 11 or 5 paired calls), 8 filters of 3x3 at batch 1 20.0 ->
+# 17.2 ms per image (1.16x), at batch 16 1.02x, 16 of 5x5 1.01x (40.5 -> 37.4 ms at batch 1 in a
+# process that had allocated nothing else); the speed benchmark's separate runs show no clear change
+# for 8x3 (18.4 ms before, 19.0 and 20.4 after)
 _workspace = threading.local()
 
 
 def _state_buffers(shape: tuple[int, ...], dtype: torch.dtype) -> list[Tensor]:
     """Four uninitialised (B, L, H, W) tensors for ``_forward_in_kernels``: the first B
     images of the buffers kept on this thread when their (L, H, W) and dtype match and
-    they hold at least B images (the last, smaller chunk of a batch), else new ones."""
+    they hold at least B images (the last, smaller chunk of a batch), else new ones.
+    They are made outside inference mode, so that calls under ``torch.no_grad`` may
+    write them after one under ``torch.inference_mode`` made them."""
     B, *rest = shape
     key = (tuple(rest), dtype)
     if getattr(_workspace, "key", None) != key or _workspace.buffers[0].shape[0] < B:
-        _workspace.key, _workspace.buffers = key, [torch.empty(shape, dtype=dtype) for _ in range(4)]
+        _workspace.key, _workspace.buffers = None, None  # the old ones are freed before the new are made
+        with torch.inference_mode(False):
+            _workspace.buffers = [torch.empty(shape, dtype=dtype) for _ in range(4)]
+        _workspace.key = key
     return [t[:B] for t in _workspace.buffers]
+
+
+def release_kernel_buffers() -> None:
+    """Free the (z, beta) buffers that CPU inference keeps on the calling thread
+    between calls (``_state_buffers``); the next call makes new ones."""
+    _workspace.__dict__.clear()
 
 
 def _kernel_constants(stages: list, recon: list, shape: tuple[int, int], dtype: torch.dtype) -> dict:
