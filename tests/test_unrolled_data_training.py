@@ -359,14 +359,15 @@ def test_chest_without_data_gives_one_clear_error(tmp_path):
 
 def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
     """The issue's commands on the real data: ``eval_unrolled model=admm_net data=chest
-    data.root=PATH ratios=[0.2]`` evaluates the shipped 20% network by default (35.43 dB on
-    im-81..100, README), and ``train_unrolled ... data=chest physics.ratio=0.2`` trains on
-    im-01..80 with the authors' 20% mask (here one stage for one epoch)."""
+    data.root=PATH ratios=[0.2,...]`` evaluates the shipped network of each ratio by
+    default (the README's chest table, 20% to 50%, on im-81..100), and ``train_unrolled
+    ... data=chest physics.ratio=0.2`` trains on im-01..80 with the authors' 20% mask
+    (here one stage for one epoch)."""
     chest = ["model=admm_net", "data=chest", f"data.root={admm_net_root}", "progress=false"]
     proc = run_app(
         "experiments.eval_unrolled",
         *chest,
-        "ratios=[0.2]",
+        "ratios=[0.2,0.3,0.4,0.5]",
         "methods=[zero_filling,trained]",
         f"hydra.run.dir={tmp_path / 'eval'}",
     )
@@ -375,8 +376,12 @@ def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
     trained = r["notes"]["trained"]["0.2"]
     assert trained["origin"] == "shipped" and Path(trained["weights"]).name == "admm_net_chest_r20.pt"
     assert r["test_images"] == 20
-    assert abs(r["results"]["trained"]["0.2"]["psnr"] - 35.43) < 0.02
-    assert abs(r["results"]["zero_filling"]["0.2"]["psnr"] - 28.77) < 0.02
+    # the README's chest table: one shipped network per ratio
+    readme = {"0.2": (28.77, 35.43), "0.3": (31.74, 39.03), "0.4": (34.32, 42.06), "0.5": (36.90, 45.41)}
+    for ratio, (zf_psnr, net_psnr) in readme.items():
+        assert Path(r["notes"]["trained"][ratio]["weights"]).name == f"admm_net_chest_r{round(float(ratio) * 100)}.pt"
+        assert abs(r["results"]["zero_filling"][ratio]["psnr"] - zf_psnr) < 0.02, ratio
+        assert abs(r["results"]["trained"][ratio]["psnr"] - net_psnr) < 0.02, ratio
     proc = run_app(
         "experiments.train_unrolled",
         *chest,
@@ -389,6 +394,26 @@ def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
     m = json.loads((tmp_path / "train" / "metrics.json").read_text())
     assert m["train_images"] == 80 and m["ratio"] == 0.2 and abs(m["sampling_ratio"] - 0.2019) < 1e-3
     assert m["epochs"] == 1 and m["final_train_loss"] < 1
+
+
+def test_shipped_mni_network_gives_the_readme_table(tmp_path):
+    """``eval_unrolled model=admm_net`` on the embedded MNI test slab (18 slices, 20%
+    pseudo-radial mask) with the shipped ``admm_net_mni_r20``: the README's zero-filling
+    and ADMM-Net rows."""
+    proc = run_app(
+        "experiments.eval_unrolled",
+        "model=admm_net",
+        "methods=[zero_filling,trained]",
+        "progress=false",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((tmp_path / "metrics.json").read_text())
+    assert r["data"] == "mni" and r["test_images"] == 18
+    assert Path(r["notes"]["trained"]["0.2"]["weights"]).name == "admm_net_mni_r20.pt"
+    zf, net = r["results"]["zero_filling"]["0.2"], r["results"]["trained"]["0.2"]
+    assert abs(zf["psnr"] - 31.47) < 0.02 and abs(zf["nrmse"] - 0.0974) < 5e-4
+    assert abs(net["psnr"] - 37.23) < 0.02 and abs(net["nrmse"] - 0.0500) < 5e-4
 
 
 def test_greedy_training_of_gd_mrf_resumes_at_the_stage_boundary():
