@@ -108,6 +108,30 @@ def test_mni_slices_are_seeded_disjoint_and_realistic():
         MNISlices("holdout")
 
 
+def test_mni_recipe_makes_tv_gain_what_it_gains_on_real_scans():
+    """The reason for the realism recipe: on the bare template slices tuned TV gains
+    far more over zero-filling than on real scans (measured 12.7 dB on 4 test slices at
+    20%), on the realistic samples about what it gains on the chest scans (4.6 dB here;
+    4.9 dB on chest im-81..100, README)."""
+    mask = PseudoRadialMask(0.2)((256, 256))
+    gains = {}
+    for name, ds, real in [
+        ("bare", MNISlices("test", samples=4, augment=False, complex_images=False, noise_std=0.0), True),
+        ("realistic", MNISlices("test", samples=4), False),
+    ]:
+        x = ds.all()
+        phys = MRI(mask, fft_norm="ortho", noise_std=ds.noise_std)
+        y = phys.simulate(x, torch.Generator().manual_seed(0)) if ds.noise_std > 0 else phys.A(x)
+        zf = phys.zero_filled(y)
+        zf_psnr = psnr(zf.real if real else zf, x).mean().item()
+        tv_psnr = max(
+            psnr(tv_reconstruction(y, phys, lam, iterations=100, real_images=real), x).mean().item()
+            for lam in (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+        )
+        gains[name] = tv_psnr - zf_psnr
+    assert gains["bare"] > 10 and gains["realistic"] < 7, gains
+
+
 def test_tv_operators_and_reconstruction():
     g = torch.Generator().manual_seed(0)
     x, v = torch.randn(2, 16, 16, generator=g, dtype=D), torch.randn(2, 2, 16, 16, generator=g, dtype=D)
