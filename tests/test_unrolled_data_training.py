@@ -243,6 +243,13 @@ def run_app(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+def app_metrics(module, run_dir, *args) -> dict:
+    """Run an app into ``run_dir``, require success, and return its ``metrics.json``."""
+    proc = run_app(module, *args, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
 def test_train_and_eval_apps_on_embedded_data(tmp_path):
     small = [
         "model.stages=2",
@@ -252,15 +259,13 @@ def test_train_and_eval_apps_on_embedded_data(tmp_path):
         "data.test_samples=2",
         "progress=false",
     ]
-    proc = run_app(
+    m = app_metrics(
         "experiments.train_unrolled",
+        tmp_path / "train",
         *small,
         "train.epochs=2",
         "train.batch_size=2",
-        f"hydra.run.dir={tmp_path / 'train'}",
     )
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads((tmp_path / "train" / "metrics.json").read_text())
     assert m["epochs"] == 2 and m["data"] == "mni" and m["val_images"] == 2
     resolved = OmegaConf.load(tmp_path / "train" / "config.yaml")
     assert resolved.model.stages == 2 and resolved.train.epochs == 2 and resolved.data.name == "mni"
@@ -273,8 +278,9 @@ def test_train_and_eval_apps_on_embedded_data(tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     assert tags["images"] == ["reconstruction | ground truth | zero-filling"]  # at the last epoch
     weights = tmp_path / "train" / "checkpoints" / "model.pt"
-    proc = run_app(
+    r = app_metrics(
         "experiments.eval_unrolled",
+        tmp_path / "eval",
         *small,
         f"checkpoint={weights}",
         "ratios=[0.2,0.4]",
@@ -282,10 +288,7 @@ def test_train_and_eval_apps_on_embedded_data(tmp_path):
         "tv.iterations=10",
         "tv.lambdas=[1e-4,1e-3]",
         "examples=2",
-        f"hydra.run.dir={tmp_path / 'eval'}",
     )
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for method in ("zero_filling", "tv", "init", "trained"):
         for ratio in ("0.2", "0.4"):
             res = r["results"][method][ratio]
@@ -388,15 +391,13 @@ def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
     ... data=chest physics.ratio=0.2`` trains on im-01..80 with the authors' 20% mask
     (here one stage for one epoch)."""
     chest = ["model=admm_net", "data=chest", f"data.root={admm_net_root}", "progress=false"]
-    proc = run_app(
+    r = app_metrics(
         "experiments.eval_unrolled",
+        tmp_path / "eval",
         *chest,
         "ratios=[0.2,0.3,0.4,0.5]",
         "methods=[zero_filling,trained]",
-        f"hydra.run.dir={tmp_path / 'eval'}",
     )
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     trained = r["notes"]["trained"]["0.2"]
     assert trained["origin"] == "shipped" and Path(trained["weights"]).name == "admm_net_chest_r20.pt"
     assert r["test_images"] == 20
@@ -406,16 +407,14 @@ def test_command_line_contract_on_the_chest_data(admm_net_root, tmp_path):
         assert Path(r["notes"]["trained"][ratio]["weights"]).name == f"admm_net_chest_r{round(float(ratio) * 100)}.pt"
         assert abs(r["results"]["zero_filling"][ratio]["psnr"] - zf_psnr) < 0.02, ratio
         assert abs(r["results"]["trained"][ratio]["psnr"] - net_psnr) < 0.02, ratio
-    proc = run_app(
+    m = app_metrics(
         "experiments.train_unrolled",
+        tmp_path / "train",
         *chest,
         "physics.ratio=0.2",
         "model.stages=1",
         "train.epochs=1",
-        f"hydra.run.dir={tmp_path / 'train'}",
     )
-    assert proc.returncode == 0, proc.stderr
-    m = json.loads((tmp_path / "train" / "metrics.json").read_text())
     assert m["train_images"] == 80 and m["ratio"] == 0.2 and abs(m["sampling_ratio"] - 0.2019) < 1e-3
     assert m["epochs"] == 1 and m["final_train_loss"] < 1
 
@@ -424,15 +423,13 @@ def test_shipped_mni_network_gives_the_readme_table(tmp_path):
     """``eval_unrolled model=admm_net`` on the embedded MNI test slab (18 slices, 20%
     pseudo-radial mask) with the shipped ``admm_net_mni_r20``: the README's zero-filling
     and ADMM-Net rows."""
-    proc = run_app(
+    r = app_metrics(
         "experiments.eval_unrolled",
+        tmp_path,
         "model=admm_net",
         "methods=[zero_filling,trained]",
         "progress=false",
-        f"hydra.run.dir={tmp_path}",
     )
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads((tmp_path / "metrics.json").read_text())
     assert r["data"] == "mni" and r["test_images"] == 18
     assert Path(r["notes"]["trained"]["0.2"]["weights"]).name == "admm_net_mni_r20.pt"
     zf, net = r["results"]["zero_filling"]["0.2"], r["results"]["trained"]["0.2"]
